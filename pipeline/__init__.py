@@ -1,0 +1,1 @@
+"""kseries: CI for Linux kernel patch series."""

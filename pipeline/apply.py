@@ -1,0 +1,120 @@
+"""Stage 'apply': the series applied with git am, one commit per patch.
+
+The worktree is kept per series between runs and reset to the base each run.
+Files whose content ends up as it was get their old mtime back, so the kept
+O= build directory sees only what really changed: a rerun with nothing
+changed rebuilds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .context import Context
+from .results import Case, Status
+from .series import Series
+
+CONFLICT_RES = [
+    re.compile(r"^error: patch failed: (\S+?):\d+", re.M),
+    re.compile(r"^CONFLICT \([^)]*\): (?:Merge conflict in )?(\S+)", re.M),
+    re.compile(r"^error: (\S+): does not exist in index", re.M),
+    re.compile(r"^error: (\S+): already exists in (?:index|working directory)", re.M),
+]
+
+
+@dataclass
+class Applied:
+    worktree: Path
+    base: str
+    commits: list[str] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    ok: bool = True
+    message: str = ""
+
+
+def conflict_files(output: str) -> list[str]:
+    files: list[str] = []
+    for regex in CONFLICT_RES:
+        for name in regex.findall(output):
+            if name not in files:
+                files.append(name)
+    return files
+
+
+def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict[str, tuple[str, float]]]:
+    """The series' kept worktree, reset to base; returns it and the mtimes worth restoring."""
+    wt = ctx.cache / "trees" / name
+    log = ctx.log("apply.log")
+    if not (wt / ".git").exists():
+        ctx.runner.git(repo, "worktree", "prune")
+        ctx.progress.say("apply", "", f"checking out the base into {wt}")
+        ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
+        return wt, {}
+    ctx.runner.git(wt, "am", "--abort", check=False)
+    old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
+    keep: dict[str, tuple[str, float]] = {}
+    if old:
+        changed = ctx.runner.git(wt, "diff", "--name-only", old, base).output.split()
+        for path in changed:
+            blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{old}:{path}", check=False).output.strip()
+            try:
+                keep[path] = (blob, os.stat(wt / path).st_mtime)
+            except FileNotFoundError:
+                pass
+    ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
+    ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
+    return wt, keep
+
+
+def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, float]]) -> int:
+    restored = 0
+    for path, (blob, mtime) in keep.items():
+        now = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"HEAD:{path}", check=False).output.strip()
+        if now and now == blob:
+            os.utime(wt / path, (mtime, mtime))
+            restored += 1
+    return restored
+
+
+def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
+    wt, keep = worktree(ctx, repo, name, base)
+    result = Applied(wt, base)
+    log = ctx.log("apply.log")
+    env = {"GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
+    for i, patch in enumerate(series.patches):
+        start = time.monotonic()
+        done = ctx.runner.git(
+            wt, "-c", "core.hooksPath=/dev/null", "am", "-3", "--keep-cr", str(patch.path),
+            env=env, log=log, check=False,
+        )
+        seconds = time.monotonic() - start
+        name_ = f"patch {patch.label}: {patch.subject}"
+        if done.returncode == 0:
+            head = ctx.runner.git(wt, "rev-parse", "HEAD").output.strip()
+            result.commits.append(head)
+            result.cases.append(Case("apply", name_, Status.PASS, seconds, f"commit {head[:12]}"))
+            continue
+        files = conflict_files(done.output)
+        ctx.runner.git(wt, "am", "--abort", check=False)
+        where = f" in {', '.join(files)}" if files else ""
+        result.ok = False
+        result.message = (
+            f"patch {patch.label} '{patch.subject}' does not apply to base {base[:12]}: "
+            f"conflict{where}"
+        )
+        result.cases.append(Case("apply", name_, Status.FAIL, seconds, result.message, done.output[-3000:]))
+        for later in series.patches[i + 1:]:
+            result.cases.append(
+                Case("apply", f"patch {later.label}: {later.subject}", Status.SKIP, 0,
+                     f"not tried: patch {patch.label} failed to apply")
+            )
+        break
+    if result.ok:
+        restored = restore_mtimes(ctx, wt, keep)
+        if keep:
+            ctx.runner.note(f"# kept the mtime of {restored}/{len(keep)} files whose content did not change")
+    return result

@@ -1,0 +1,128 @@
+"""Stage 'boot': the kernel and initramfs under QEMU, in a container.
+
+KVM serves only where the arch data allows it on this host and a quick real
+boot proves it works (nested KVM can open /dev/kvm yet hang guests); the
+probe's answer is cached per host kernel, QEMU image and arch. Else TCG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config
+from .container import Mount
+from .context import Context
+from .results import Case, Status
+
+PROBE_SECONDS = 45
+PROBE_MAX_AGE = 24 * 3600
+
+
+@dataclass
+class Booted:
+    ok: bool
+    case: Case
+    console: Path
+    facts: dict = field(default_factory=dict)
+
+
+def console_rules() -> dict:
+    return config.read_yaml(config.CONFIGS / "console.yaml")
+
+
+def qemu_argv(arch: config.Arch, kernel: str, initrd: str, accel: str) -> list[str]:
+    """The QEMU command line, rendered from the arch data alone."""
+    q = arch.qemu
+    argv = [q.binary, "-accel", accel]
+    if q.machine:
+        argv += ["-M", q.machine]
+    if q.cpu:
+        argv += ["-cpu", q.cpu]
+    argv += ["-m", q.memory, "-smp", str(q.smp), "-nographic", "-no-reboot",
+             "-kernel", kernel, "-initrd", initrd,
+             "-append", " ".join([f"console={q.console}", *q.append])]
+    return argv + list(q.extra_args)
+
+
+def _boot(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel: Path, initrd: Path,
+          accel: str, log: Path, timeout: float) -> tuple[object, float | None]:
+    rules = console_rules()
+    reached_at: list[float] = []
+    start = time.monotonic()
+
+    def on_line(line: str) -> None:
+        if not reached_at and rules["reached"] in line:
+            reached_at.append(time.monotonic() - start)
+
+    devices, groups = [], []
+    if accel == "kvm":
+        devices = ["/dev/kvm"]
+        groups = [os.stat("/dev/kvm").st_gid]
+    argv = qemu_argv(arch, f"/lane/{kernel.name}", f"/lane/{initrd.name}", accel)
+    outcome = ctx.docker.run(
+        image, argv, mounts=[Mount(lane, "/lane")], log=log, timeout=timeout, memory="4g",
+        cpus=float(max(1, min(ctx.jobs, arch.qemu.smp))), devices=devices, groups=groups,
+        on_line=on_line, stop_on=lambda line: rules["done"] in line or "Kernel panic" in line,
+    )
+    return outcome, (reached_at[0] if reached_at else None)
+
+
+def choose_accel(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel: Path, initrd: Path) -> tuple[str, str]:
+    """('kvm' or 'tcg', why)."""
+    host = platform.machine()
+    if arch.qemu.kvm_host != host:
+        return "tcg", f"KVM cannot serve {arch.name} guests on a {host} host"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg", "/dev/kvm is missing or not accessible"
+    probes_file = ctx.cache / "kvm-probe.json"
+    probes = json.loads(probes_file.read_text()) if probes_file.exists() else {}
+    key = f"{platform.release()}|{image}|{arch.name}"
+    seen = probes.get(key)
+    if not seen or time.time() - seen["when"] > PROBE_MAX_AGE:
+        ctx.progress.say("boot", arch.name, f"probing KVM with a real boot (up to {PROBE_SECONDS} s)")
+        outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, "kvm",
+                                 ctx.log(f"{arch.name}/kvm-probe.log"), PROBE_SECONDS)
+        seen = {"when": time.time(), "ok": reached is not None,
+                "detail": f"reached init in {reached:.1f} s" if reached is not None
+                else f"guest did not reach init within {PROBE_SECONDS} s (exit {outcome.exit_code})"}
+        probes[key] = seen
+        probes_file.parent.mkdir(parents=True, exist_ok=True)
+        probes_file.write_text(json.dumps(probes, indent=1))
+    if seen["ok"]:
+        return "kvm", f"KVM probe: {seen['detail']}"
+    return "tcg", f"KVM probe failed ({seen['detail']}); using TCG"
+
+
+def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path) -> Booted:
+    image = ctx.docker.ensure_image(config.load_image("qemu"), ctx.log("images.log"))
+    accel, why = choose_accel(ctx, image, arch, lane, kernel, initrd)
+    ctx.progress.say("boot", arch.name, f"booting under {accel.upper()} ({why})")
+    log = ctx.log(f"{arch.name}/console.log")
+    log.unlink(missing_ok=True)
+    outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, accel, log, arch.qemu.boot_timeout)
+    console = lane / "console.log"
+    console.write_text(log.read_text(errors="replace"))
+    lines = console.read_text().splitlines()
+    facts = {"accel": accel, "accel_reason": why, "qemu_seconds": round(outcome.seconds, 1),
+             "seconds_to_init": round(reached, 1) if reached is not None else None,
+             "qemu": qemu_argv(arch, kernel.name, initrd.name, accel)}
+    name = f"{arch.name}: boot to init ({accel.upper()})"
+    tail = "\n".join(lines[-60:])
+    if reached is not None:
+        msg = f"reached userspace init in {reached:.1f} s under {accel.upper()}"
+        return Booted(True, Case("boot", name, Status.PASS, outcome.seconds, msg, arch=arch.name), console, facts)
+    started = any(re.search(r"Linux version|Booting Linux|Decompressing", ln) for ln in lines)
+    if not started and outcome.exit_code not in (0, None):
+        msg = f"QEMU failed to start (exit {outcome.exit_code}): infrastructure, not the kernel"
+        return Booted(False, Case("boot", name, Status.ERROR, outcome.seconds, msg, tail, arch=arch.name), console, facts)
+    if outcome.timed_out:
+        msg = f"the kernel did not reach userspace init within {arch.qemu.boot_timeout} s"
+    else:
+        msg = "the kernel stopped before reaching userspace init"
+    return Booted(False, Case("boot", name, Status.FAIL, outcome.seconds, msg, tail, arch=arch.name), console, facts)

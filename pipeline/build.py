@@ -1,0 +1,173 @@
+"""Stage 'build': kernel config from data, then make, in the toolchain container.
+
+The config is generated in its own kept directory from the arch's base target
+plus fragments (scripts/kconfig/merge_config.sh), checked option by option,
+and copied into the kept O= directory only when it changed, so make rebuilds
+only what a patch touched. Compiles go through ccache.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config
+from .container import Mount
+from .context import Context
+from .errors import InfraError, UserError
+from .results import Case, Status
+
+ERROR_LINE = re.compile(r"(error:|Error \d+|undefined reference|No rule to make target)", re.I)
+FRAGMENT_LINE = re.compile(r"^(?:(CONFIG_\w+)=(.*)|# (CONFIG_\w+) is not set)\s*$")
+
+
+@dataclass
+class Built:
+    ok: bool
+    case: Case
+    image: Path | None = None
+    out_dir: Path | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set')."""
+    values = {}
+    for line in text.splitlines():
+        m = FRAGMENT_LINE.match(line.strip())
+        if m:
+            if m.group(1):
+                values[m.group(1)] = m.group(2).strip()
+            else:
+                values[m.group(3)] = "n"
+    return values
+
+
+def missing_options(fragments: dict[str, str], final: dict[str, str]) -> list[str]:
+    """Options a fragment asks for that the final .config does not have."""
+    missing = []
+    for name, want in fragments.items():
+        got = final.get(name, "n")
+        if want != got:
+            missing.append(f"{name}={want} (got {got if got != 'n' else 'not set'})")
+    return missing
+
+
+def make_argv(arch: config.Arch, out: str, *targets: str, jobs: int | None = None, ccache: bool = False) -> list[str]:
+    argv = ["make", f"O={out}"]
+    argv += [f"{k}={v}" for k, v in arch.kernel.make_vars.items()]
+    if ccache:
+        argv.append(f"CC=ccache {arch.kernel.make_vars.get('CROSS_COMPILE', '')}gcc")
+    if jobs:
+        argv.append(f"-j{jobs}")
+    return argv + list(targets)
+
+
+def lane_dirs(ctx: Context, series_name: str, arch: config.Arch) -> tuple[Path, Path]:
+    root = ctx.cache / "build" / series_name / arch.name
+    return root / "config", root / "out"
+
+
+def fragments_for(arch: config.Arch, series: config.Series) -> list[Path]:
+    return [config.fragment_path(n) for n in (*arch.kernel.fragments, *series.fragments)]
+
+
+def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: config.Series, lane: Path) -> Path:
+    """Generate the lane's .config in its kept config dir and check every fragment option."""
+    cfg_dir, _ = lane_dirs(ctx, series.name, arch)
+    frag_dir = lane / "fragments"
+    shutil.rmtree(frag_dir, ignore_errors=True)
+    frag_dir.mkdir(parents=True)
+    wanted: dict[str, str] = {}
+    names = []
+    for i, frag in enumerate(fragments_for(arch, series)):
+        name = f"{i:02d}-{frag.name}"
+        shutil.copy(frag, frag_dir / name)
+        names.append(f"/frag/{name}")
+        wanted.update(parse_config(frag.read_text()))
+    script = " && ".join([
+        " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
+        # merge_config.sh writes temporary files into its cwd: run it in /cfg
+        "cd /cfg",
+        "/src/scripts/kconfig/merge_config.sh -m -O /cfg /cfg/.config " + " ".join(names),
+        "cd /src",
+        " ".join(make_argv(arch, "/cfg", "olddefconfig")),
+    ])
+    log = ctx.log(f"{arch.name}/config.log")
+    outcome = ctx.docker.run(
+        image, ["sh", "-c", script], workdir="/src", log=log, timeout=900,
+        mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)],
+    )
+    if outcome.timed_out or outcome.exit_code != 0:
+        raise InfraError(
+            f"Generating the {arch.name} kernel config failed (exit {outcome.exit_code}); see {log}."
+        )
+    final = parse_config((cfg_dir / ".config").read_text())
+    missing = missing_options(wanted, final)
+    if missing:
+        raise UserError(
+            f"The {arch.name} kernel config does not have what its fragments ask for: "
+            f"{'; '.join(missing)}. Fragments: {', '.join(str(f) for f in fragments_for(arch, series))}. "
+            "An option is usually dropped because a dependency is missing: add the dependency "
+            "to the fragment, or remove the option."
+        )
+    return cfg_dir / ".config"
+
+
+def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane: Path) -> Built:
+    image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+    start = time.monotonic()
+    ctx.progress.say("build", arch.name, "configuring")
+    new_config = configure(ctx, image, src, arch, series, lane)
+    config_seconds = time.monotonic() - start
+    _, out_dir = lane_dirs(ctx, series.name, arch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = out_dir / ".config"
+    if not old.exists() or old.read_bytes() != new_config.read_bytes():
+        shutil.copy(new_config, old)
+    ccache = ctx.cache / "ccache"
+    log = ctx.log(f"{arch.name}/build.log")
+    counter = [0]
+    ctx.progress.say("build", arch.name, f"make -j{ctx.jobs} {arch.kernel.image_target}")
+    outcome = ctx.docker.run(
+        image,
+        make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
+        workdir="/src", log=log, timeout=3 * 3600,
+        env={"CCACHE_DIR": "/ccache", "CCACHE_MAXSIZE": "5G", "KBUILD_BUILD_TIMESTAMP": "kseries",
+             "KBUILD_BUILD_USER": "kseries", "KBUILD_BUILD_HOST": "kseries"},
+        mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), Mount(ccache, "/ccache", writable=True)],
+        on_line=ctx.progress.make_line("build", arch.name, counter),
+    )
+    seconds = time.monotonic() - start
+    facts = {"config_seconds": round(config_seconds, 1), "make_seconds": round(outcome.seconds, 1),
+             "kbuild_steps": counter[0], "jobs": ctx.jobs, "image": image}
+    name = f"{arch.name}: {arch.kernel.image_target}"
+    shutil.copy(old, lane / "config")
+    shutil.copy(log, lane / "build.log")
+    if outcome.timed_out:
+        case = Case("build", name, Status.ERROR, seconds, "make did not finish within 3 h", arch=arch.name)
+        return Built(False, case, facts=facts)
+    if outcome.exit_code != 0:
+        text = log.read_text(errors="replace").splitlines()
+        errors = [line for line in text if ERROR_LINE.search(line)][:40]
+        if outcome.exit_code in (137, -9):
+            case = Case("build", name, Status.ERROR, seconds,
+                        "make was killed (out of memory?): infrastructure, not the series",
+                        "\n".join(text[-40:]), arch=arch.name)
+        else:
+            case = Case("build", name, Status.FAIL, seconds, f"make exited {outcome.exit_code}",
+                        "\n".join(errors or text[-40:]), arch=arch.name)
+        return Built(False, case, facts=facts)
+    built = out_dir / arch.kernel.image_path
+    if not built.exists():
+        case = Case("build", name, Status.FAIL, seconds, f"make succeeded but {arch.kernel.image_path} is missing",
+                    arch=arch.name)
+        return Built(False, case, facts=facts)
+    image_copy = lane / built.name
+    shutil.copy(built, image_copy)
+    facts["image_bytes"] = image_copy.stat().st_size
+    msg = f"built in {seconds:.0f} s ({counter[0]} kbuild steps)"
+    return Built(True, Case("build", name, Status.PASS, seconds, msg, arch=arch.name), image_copy, out_dir, facts)

@@ -1,0 +1,248 @@
+"""configs/ loaded once into frozen, strict models.
+
+Unknown keys and missing required keys are user errors naming the file and key,
+so a typo in YAML never silently changes behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = Path(os.environ.get("KSERIES_CONFIGS", REPO / "configs"))
+
+
+@dataclass(frozen=True)
+class Qemu:
+    binary: str
+    memory: str
+    console: str
+    machine: str = ""
+    cpu: str = ""
+    smp: int = 1
+    append: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    kvm_host: str = ""  # uname -m of hosts where KVM may serve this arch; a probe decides
+    boot_timeout: int = 300
+
+
+@dataclass(frozen=True)
+class Kernel:
+    make_vars: dict
+    image_target: str
+    image_path: str
+    config_target: str
+    fragments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Userspace:
+    cc: str  # compiler for the static /init, prefixed by CROSS_COMPILE
+    cflags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    applies: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    kernel: Kernel
+    userspace: Userspace
+    qemu: Qemu
+    aliases: tuple[str, ...] = ()
+    toolchain: str = "toolchain"
+    suites: dict = field(default_factory=dict)  # name -> Suite
+
+
+@dataclass(frozen=True)
+class OfflineBase:
+    package: str
+    suite: str
+    mirror: str = "http://deb.debian.org/debian"
+    series_merged: bool = True  # the package already carries the series: reverse-apply it
+
+
+@dataclass(frozen=True)
+class Base:
+    commit: str
+    git_url: str
+    offline: OfflineBase | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    title: str
+    message_id: str
+    base: Base
+    patches: str  # offline copy: directory of .patch files, relative to the YAML
+    arches: tuple[str, ...]
+    fragments: tuple[str, ...] = ()  # extra kconfig fragments for every arch
+    tests: tuple[str, ...] = ("boot",)
+    lore_url: str = "https://lore.kernel.org/all"
+    path: Path = Path()
+
+    @property
+    def patch_dir(self) -> Path:
+        return (self.path.parent / self.patches).resolve()
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    packages: tuple[str, ...]
+    digest: str = ""
+
+
+def _convert(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list):
+            raise UserError(f"{where} must be a list, got {value!r}. Fix the YAML.")
+        return tuple(str(v) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(args[0], value, where)
+    if tp is bool and not isinstance(value, bool):
+        raise UserError(f"{where} must be true or false, got {value!r}. Fix the YAML.")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"{where} must be an integer, got {value!r}. Fix the YAML.")
+    if tp is str and not isinstance(value, (str, int, float)):
+        raise UserError(f"{where} must be a string, got {value!r}. Fix the YAML.")
+    if tp is str:
+        return str(value)
+    if tp is dict and not isinstance(value, dict):
+        raise UserError(f"{where} must be a mapping, got {value!r}. Fix the YAML.")
+    return value
+
+
+def build(cls, data, where: str):
+    """Build dataclass cls from a mapping, rejecting unknown and missing keys."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where} must be a mapping of keys to values, got {type(data).__name__}. Fix the YAML.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(
+            f"{where} has unknown key(s) {', '.join(unknown)}; valid keys are "
+            f"{', '.join(sorted(fields))}. Fix the spelling or remove them."
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{where} lacks the required key '{name}'. Add it to the YAML.")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], f"{where}: '{name}'")
+    return cls(**kwargs)
+
+
+def read_yaml(path: Path):
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise UserError(f"The config file {path} does not exist.") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        detail = str(exc).replace("\n", " ")
+        raise UserError(f"{path} is not valid YAML ({detail}). Fix the file and rerun.") from exc
+
+
+def _names(kind: str, root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / kind).glob("*.yaml"))
+
+
+def load_arch(name: str, root: Path | None = None) -> Arch:
+    root = root or CONFIGS
+    path = root / "arches" / f"{name}.yaml"
+    data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("suites"), dict):
+        data = dict(data)
+        data["suites"] = {
+            k: build(Suite, v, f"{path}: suites.{k}") for k, v in data["suites"].items()
+        }
+    arch = build(Arch, data, str(path))
+    if arch.name != name:
+        raise UserError(f"{path} declares name '{arch.name}' but its file name says '{name}'. Make them agree.")
+    return arch
+
+
+def arch_names(root: Path | None = None) -> list[str]:
+    return _names("arches", root or CONFIGS)
+
+
+def resolve_arch(name: str, root: Path | None = None) -> Arch:
+    """Resolve an arch name or alias (sh -> sh4, aarch64 -> arm64, amd64 -> x86_64)."""
+    root = root or CONFIGS
+    names = arch_names(root)
+    wanted = name.strip().lower()
+    for candidate in names:
+        arch = load_arch(candidate, root)
+        if wanted == arch.name or wanted in arch.aliases:
+            return arch
+    aliases = []
+    for candidate in names:
+        arch = load_arch(candidate, root)
+        if arch.aliases:
+            aliases.append(f"{', '.join(arch.aliases)} -> {arch.name}")
+    raise UserError(
+        f"Unknown architecture '{name}'. Valid names: {', '.join(names)}"
+        + (f" (aliases: {'; '.join(aliases)})" if aliases else "")
+        + ". Pass one of them to --arch, or add configs/arches/<name>.yaml."
+    )
+
+
+def series_names(root: Path | None = None) -> list[str]:
+    return _names("series", root or CONFIGS)
+
+
+def load_series(name: str, root: Path | None = None) -> Series:
+    root = root or CONFIGS
+    path = root / "series" / f"{name}.yaml"
+    if not path.exists():
+        raise UserError(
+            f"Unknown series '{name}': there is no {path}. Known series: "
+            f"{', '.join(series_names(root)) or 'none'}. Pass one of them to --series, "
+            "or write configs/series/<name>.yaml."
+        )
+    series = build(Series, read_yaml(path), str(path))
+    series = dataclasses.replace(series, path=path)
+    if not series.patch_dir.is_dir():
+        raise UserError(
+            f"{path}: 'patches' points at {series.patch_dir}, which is not a directory. "
+            "Point it at the directory holding the series' .patch files."
+        )
+    return series
+
+
+def load_image(name: str, root: Path | None = None) -> Image:
+    root = root or CONFIGS
+    path = root / "images" / f"{name}.yaml"
+    image = build(Image, read_yaml(path), str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return dataclasses.replace(image, digest=digest)
+
+
+def fragment_path(name: str, root: Path | None = None) -> Path:
+    path = (root or CONFIGS) / "kconfig" / name
+    if not path.is_file():
+        raise UserError(f"Kernel config fragment {path} does not exist. Fix the arch's 'fragments' list.")
+    return path

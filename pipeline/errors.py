@@ -1,0 +1,36 @@
+"""Error kinds and the exit codes they map to.
+
+0: nothing wrong; 1: the series is blamed (build/boot/test failure);
+2: user error (bad input: unknown series or arch, bad config, bad mbox);
+3: infrastructure error (Docker down, QEMU missing, timeout, disk).
+"""
+
+EXIT_OK = 0
+EXIT_BLAMED = 1
+EXIT_USER = 2
+EXIT_INFRA = 3
+
+
+class KseriesError(Exception):
+    """An error with a one-paragraph message meant for the user, no traceback."""
+
+    exit_code = EXIT_INFRA
+    kind = "error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UserError(KseriesError):
+    """Bad input: names the input, what is wrong and the fix."""
+
+    exit_code = EXIT_USER
+    kind = "input error"
+
+
+class InfraError(KseriesError):
+    """The machine, not the series, failed: Docker, QEMU, disk, network, timeouts."""
+
+    exit_code = EXIT_INFRA
+    kind = "infrastructure error"

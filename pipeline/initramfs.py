@@ -1,0 +1,54 @@
+"""The lane's userspace: a static /init built with the tree's nolibc, packed as a newc cpio."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+from . import config
+from .container import Mount
+from .context import Context
+from .errors import InfraError
+
+INIT_SOURCE = config.REPO / "ci" / "init" / "init.c"
+
+
+def newc(entries: list[tuple]) -> bytes:
+    """A newc ("070701") cpio archive of (name, mode, data[, (rdev major, minor)])."""
+    out = bytearray()
+    for ino, entry in enumerate([*entries, ("TRAILER!!!", 0, b"")], 1):
+        name, mode, data = entry[:3]
+        major, minor = entry[3] if len(entry) > 3 else (0, 0)
+        encoded = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, major, minor, len(encoded), 0]
+        out += b"070701" + b"".join(b"%08X" % f for f in fields) + encoded
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def build(ctx: Context, src: Path, arch: config.Arch, lane: Path) -> Path:
+    image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+    work = lane / "userspace"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copy(INIT_SOURCE, work / "init.c")
+    cc = f"{arch.kernel.make_vars.get('CROSS_COMPILE', '')}{arch.userspace.cc}"
+    argv = [cc, "-Os", "-static", "-nostdlib", "-fno-asynchronous-unwind-tables", "-fno-ident",
+            "-include", "/src/tools/include/nolibc/nolibc.h", "-I/src/tools/include/nolibc",
+            *arch.userspace.cflags, "-o", "/work/init", "/work/init.c", "-lgcc"]
+    log = ctx.log(f"{arch.name}/userspace.log")
+    out = ctx.docker.run(image, argv, workdir="/work", log=log, timeout=600,
+                         mounts=[Mount(src, "/src"), Mount(work, "/work", writable=True)])
+    init = work / "init"
+    if out.exit_code != 0 or not init.exists():
+        raise InfraError(f"Building the {arch.name} /init with nolibc failed; see {log}.")
+    cpio = lane / "initramfs.cpio"
+    cpio.write_bytes(newc([
+        ("dev", stat.S_IFDIR | 0o755, b""),
+        ("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)),
+        ("proc", stat.S_IFDIR | 0o755, b""),
+        ("init", stat.S_IFREG | 0o755, init.read_bytes()),
+    ]))
+    return cpio

@@ -1,0 +1,86 @@
+"""Stage 'report': JUnit XML (junitparser), a human summary, results/latest.
+
+Both are rendered from the persisted RunRecord, never from live objects, so a
+report can be regenerated from results.json alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+from .results import RunRecord, Status
+
+
+def junit(record: RunRecord, path: Path) -> None:
+    xml = JUnitXml(name=f"kseries {record.series}")
+    suites: dict[str, TestSuite] = {}
+    for stage in record.stages:
+        for case in stage.cases:
+            key = case.suite + (f".{case.arch}" if case.arch else "")
+            suite = suites.get(key)
+            if suite is None:
+                suite = suites[key] = TestSuite(f"kseries.{record.series}.{key}")
+                for k, v in record.provenance.items():
+                    suite.add_property(f"provenance.{k}", str(v))
+            tc = TestCase(case.name, classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
+            if case.status == Status.FAIL:
+                result = Failure(case.message, type_="FAIL")
+                result.text = case.detail
+                tc.result = [result]
+            elif case.status == Status.ERROR:
+                result = Error(case.message, type_="ERROR")
+                result.text = case.detail
+                tc.result = [result]
+            elif case.status == Status.SKIP:
+                tc.result = [Skipped(case.message)]
+            if case.status == Status.PASS and (case.message or case.detail):
+                tc.system_out = "\n".join(x for x in (case.message, case.detail) if x)
+            suite.add_testcase(tc)
+    for suite in suites.values():
+        xml.add_testsuite(suite)
+    xml.write(str(path), pretty=True)
+
+
+def summary(record: RunRecord) -> str:
+    counts = {s: 0 for s in Status}
+    for case in record.cases:
+        counts[case.status] += 1
+    lines = [f"kseries run {record.run_id}: {record.title} ({record.series})",
+             f"arches: {', '.join(record.arches)}", "", "provenance:"]
+    lines += [f"  {k}: {v}" for k, v in record.provenance.items()]
+    lines += ["", "stages:"]
+    for s in record.stages:
+        where = f"{s.stage} {s.arch}".strip()
+        lines.append(f"  {where:<18} {s.status.value:<5} {s.seconds:7.1f} s  {s.message}")
+    lines += ["", "testcases:"]
+    for c in record.cases:
+        lines.append(f"  {c.status.value:<5} [{c.suite}] {c.name}" + (f" - {c.message}" if c.message else ""))
+    lines += ["", "  " + ", ".join(f"{counts[s]} {s.value.lower()}" for s in Status)]
+    failed = [c for c in record.cases if c.status in (Status.FAIL, Status.ERROR)]
+    lines.append("")
+    if record.error:
+        lines.append(f"VERDICT: ERROR - {record.error}")
+    elif any(c.status == Status.FAIL for c in failed):
+        lines.append("VERDICT: the series is blamed:")
+        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in failed if c.status == Status.FAIL]
+    elif failed:
+        lines.append("VERDICT: ERROR (infrastructure, not the series):")
+        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in failed]
+    else:
+        lines.append("VERDICT: no failures")
+    lines.append(f"total {record.seconds:.0f} s; results in {record.run_id}")
+    return "\n".join(lines) + "\n"
+
+
+def write(record: RunRecord, run_dir: Path) -> None:
+    junit(record, run_dir / "junit.xml")
+    (run_dir / "summary.txt").write_text(summary(record))
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / ".latest.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, latest)

@@ -1,0 +1,91 @@
+"""`invoke setup`: install and start what is missing; idempotent.
+
+Needs the system: a Docker engine (Debian's docker.io) and, where no registry
+is reachable, debootstrap to make the base image. QEMU and the toolchains live
+in images kseries builds itself, so the host needs neither.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import config
+from .errors import InfraError
+from .runner import Runner
+
+DOCKERD_LOG = Path("/var/log/kseries-dockerd.log")
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"setup: {text}", flush=True)
+
+
+def _docker_ok() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _apt_install(runner: Runner, packages: list[str], quiet: bool) -> None:
+    if os.getuid() != 0:
+        raise InfraError(
+            f"kseries needs the Debian packages {' '.join(packages)}, and installing them needs "
+            f"root. Run: sudo apt-get install -y {' '.join(packages)} - then rerun 'invoke setup'."
+        )
+    _say(f"installing {' '.join(packages)} with apt-get", quiet)
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    runner.run(["apt-get", "update", "-q"], env=env, timeout=900)
+    runner.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=env, timeout=1800)
+
+
+def ensure_engine(runner: Runner, quiet: bool) -> None:
+    if _docker_ok():
+        _say("Docker engine: running", quiet)
+        return
+    missing = [p for p, exe in (("docker.io", "dockerd"), ("debootstrap", "debootstrap")) if not shutil.which(exe)]
+    if missing:
+        _apt_install(runner, missing, quiet)
+    if os.getuid() != 0:
+        raise InfraError(
+            "The Docker engine is installed but not running, and starting it needs root. Run "
+            "'sudo systemctl start docker' (or 'sudo dockerd &'), add yourself to the docker "
+            "group ('sudo usermod -aG docker $USER', then log in again), and rerun 'invoke setup'."
+        )
+    if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+        runner.run(["systemctl", "start", "docker"], check=False, timeout=120)
+    if not _docker_ok():
+        _say(f"starting dockerd in the background (log {DOCKERD_LOG})", quiet)
+        runner.note("$ dockerd &")
+        with open(DOCKERD_LOG, "ab") as log:
+            subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(120):
+        if _docker_ok():
+            _say("Docker engine: started", quiet)
+            return
+        time.sleep(0.5)
+    raise InfraError(f"dockerd was started but does not answer after 60 s; see {DOCKERD_LOG}.")
+
+
+def ensure(quiet: bool = False) -> int:
+    runner = Runner()
+    ensure_engine(runner, quiet)
+    if not os.environ.get("KSERIES_BASE_IMAGE") and not shutil.which("debootstrap"):
+        _apt_install(runner, ["debootstrap"], quiet)
+    from .container import Docker
+
+    docker = Docker(runner)
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "kseries-images.log"
+    for name in sorted(p.stem for p in (config.CONFIGS / "images").glob("*.yaml")):
+        start = time.monotonic()
+        tag = docker.ensure_image(config.load_image(name), log)
+        _say(f"image {tag}: ready ({time.monotonic() - start:.0f} s)", quiet)
+    return 0
