@@ -73,13 +73,28 @@ def _boot(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel: Path,
     return outcome, (reached_at[0] if reached_at else None)
 
 
+def kvm_usable(path: str = "/dev/kvm") -> bool:
+    """Can the non-root boot user open /dev/kvm (others rw, or group rw via --group-add)?"""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return bool(st.st_mode & 0o006 == 0o006 or (st.st_gid != 0 and st.st_mode & 0o060 == 0o060))
+
+
+def _last_line(ctx: Context, arch: config.Arch) -> str:
+    lines = ctx.log(f"{arch.name}/kvm-probe.log").read_text(errors="replace").strip().splitlines()
+    return lines[-1][:200] if lines else "no output"
+
+
 def choose_accel(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel: Path, initrd: Path) -> tuple[str, str]:
     """('kvm' or 'tcg', why)."""
     host = platform.machine()
     if arch.qemu.kvm_host != host:
         return "tcg", f"KVM cannot serve {arch.name} guests on a {host} host"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg", "/dev/kvm is missing or not accessible"
+    if not kvm_usable():
+        return "tcg", ("/dev/kvm is missing or not usable by the unprivileged boot user "
+                       "(needs mode 0666, or group rw for a non-root group; 'invoke setup' does this as root)")
     probes_file = ctx.cache / "kvm-probe.json"
     probes = json.loads(probes_file.read_text()) if probes_file.exists() else {}
     key = f"{platform.release()}|{image}|{arch.name}"
@@ -90,7 +105,8 @@ def choose_accel(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel
                                  ctx.log(f"{arch.name}/kvm-probe.log"), PROBE_SECONDS)
         seen = {"when": time.time(), "ok": reached is not None,
                 "detail": f"reached init in {reached:.1f} s" if reached is not None
-                else f"guest did not reach init within {PROBE_SECONDS} s (exit {outcome.exit_code})"}
+                else f"guest did not reach init within {PROBE_SECONDS} s" if outcome.timed_out
+                else f"QEMU exited {outcome.exit_code} before init: {_last_line(ctx, arch)}"}
         probes[key] = seen
         probes_file.parent.mkdir(parents=True, exist_ok=True)
         probes_file.write_text(json.dumps(probes, indent=1))

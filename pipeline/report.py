@@ -23,8 +23,9 @@ def junit(record: RunRecord, path: Path) -> None:
             suite = suites.get(key)
             if suite is None:
                 suite = suites[key] = TestSuite(f"kseries.{record.series}.{key}")
-                for k, v in record.provenance.items():
-                    suite.add_property(f"provenance.{k}", str(v))
+                if len(suites) == 1:  # provenance once, on the first suite
+                    for k, v in record.provenance.items():
+                        suite.add_property(f"provenance.{k}", str(v))
             tc = TestCase(case.name, classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
             if case.status == Status.FAIL:
                 result = Failure(case.message, type_="FAIL")

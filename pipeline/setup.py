@@ -75,9 +75,26 @@ def ensure_engine(runner: Runner, quiet: bool) -> None:
     raise InfraError(f"dockerd was started but does not answer after 60 s; see {DOCKERD_LOG}.")
 
 
+def ensure_kvm_access(quiet: bool) -> None:
+    """Let the unprivileged boot user open /dev/kvm, as GitHub Actions' udev rule does.
+    Whether KVM really boots a guest is still decided by a probe at boot time."""
+    from .boot import kvm_usable
+
+    kvm = Path("/dev/kvm")
+    if not kvm.exists() or kvm_usable():
+        return
+    if os.getuid() == 0:
+        kvm.chmod(0o666)
+        _say("/dev/kvm: made usable by the unprivileged boot user (mode 0666)", quiet)
+    else:
+        _say("/dev/kvm is not usable by unprivileged users; boots use TCG "
+             "(to allow KVM: sudo chmod 666 /dev/kvm)", quiet)
+
+
 def ensure(quiet: bool = False) -> int:
     runner = Runner()
     ensure_engine(runner, quiet)
+    ensure_kvm_access(quiet)
     if not os.environ.get("KSERIES_BASE_IMAGE") and not shutil.which("debootstrap"):
         _apt_install(runner, ["debootstrap"], quiet)
     from .container import Docker

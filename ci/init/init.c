@@ -39,10 +39,9 @@ int main(void)
 	printf("kseries-init: test mmap_fault_munmap %s (%d)\n", rc ? "FAIL" : "PASS", rc);
 	printf("kseries-init: done\n");
 	fflush(stdout);
-	sync();
 	reboot(RB_POWER_OFF);
 	reboot(RB_AUTOBOOT);
 	for (;;)
-		pause();	/* never return: returning from init panics */
+		sleep(3600);	/* never return: returning from init panics */
 	return 0;
 }
