@@ -45,7 +45,7 @@ def conflict_files(output: str) -> list[str]:
     return files
 
 
-def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict[str, tuple[str, float]]]:
+def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict[str, tuple[str, int]]]:
     """The series' kept worktree, reset to base; returns it and the mtimes worth restoring."""
     wt = ctx.cache / "trees" / name
     log = ctx.log("apply.log")
@@ -56,13 +56,13 @@ def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict
         return wt, {}
     ctx.runner.git(wt, "am", "--abort", check=False)
     old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
-    keep: dict[str, tuple[str, float]] = {}
+    keep: dict[str, tuple[str, int]] = {}
     if old:
         changed = ctx.runner.git(wt, "diff", "--name-only", old, base).output.split()
         for path in changed:
             blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{old}:{path}", check=False).output.strip()
             try:
-                keep[path] = (blob, os.stat(wt / path).st_mtime)
+                keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
             except FileNotFoundError:
                 pass
     ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
@@ -70,12 +70,12 @@ def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict
     return wt, keep
 
 
-def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, float]]) -> int:
+def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> int:
     restored = 0
     for path, (blob, mtime) in keep.items():
         now = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"HEAD:{path}", check=False).output.strip()
         if now and now == blob:
-            os.utime(wt / path, (mtime, mtime))
+            os.utime(wt / path, ns=(mtime, mtime))
             restored += 1
     return restored
 

@@ -41,7 +41,8 @@ def show_series(series: str) -> int:
     print("sources, tried in order:")
     print(f"  patches: lore {spec.lore_url}/{spec.message_id}/t.mbox.gz, else offline copy {spec.patch_dir}")
     print(f"  base:    git {spec.base.git_url} at {spec.base.commit[:12]}" + (
-        f", else Debian {off.package} ({off.suite})" + (" with the series reverse-applied" if off.series_merged else "")
+        f", else Debian {off.package} ({off.suite})"
+        + (f" with the patches in {off.reverse_patches} reverse-applied" if off.reverse_patches else "")
         if off else ""))
     print()
     for p in patches.patches:

@@ -73,7 +73,9 @@ class OfflineBase:
     package: str
     suite: str
     mirror: str = "http://deb.debian.org/debian"
-    series_merged: bool = True  # the package already carries the series: reverse-apply it
+    # patches the package already carries (a directory relative to the series YAML):
+    # reverse-applied to the package they give the base; empty: the package is the base
+    reverse_patches: str = ""
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class Pipeline:
 
         def do_source():
             series, prov = patches.obtain(ctx, spec)
-            base = source.ensure_base(ctx, spec, series)
+            base = source.ensure_base(ctx, spec)
             state.update(series=series, base=base)
             self.record.provenance.update({"base-commit": spec.base.commit, **base.provenance, **prov})
             return Status.PASS, f"base {base.commit[:12]}", [], {"patches": len(series.patches)}

@@ -24,7 +24,7 @@ from .container import Mount
 from .context import Context
 from .errors import InfraError, UserError
 from .runner import CommandFailed
-from .series import Series
+from .series import load_patch_dir
 
 
 @dataclass
@@ -47,7 +47,7 @@ def _ref(ctx: Context, repo: Path, ref: str) -> str | None:
     return done.output.strip() if done.returncode == 0 else None
 
 
-def ensure_base(ctx: Context, spec: config.Series, series: Series) -> BaseTree:
+def ensure_base(ctx: Context, spec: config.Series) -> BaseTree:
     repo = repo_path(ctx)
     log = ctx.log("source.log")
     want = spec.base.commit
@@ -71,7 +71,7 @@ def ensure_base(ctx: Context, spec: config.Series, series: Series) -> BaseTree:
             "'base: offline:' entry to the series YAML."
         )
     ctx.progress.say("source", "", f"upstream unreachable ({reason}); using the offline stand-in")
-    return _offline_base(ctx, repo, spec, series, standin_ref, reason)
+    return _offline_base(ctx, repo, spec, standin_ref, reason)
 
 
 def _read_note(ctx: Context, repo: Path, commit: str) -> dict:
@@ -84,7 +84,7 @@ def _read_note(ctx: Context, repo: Path, commit: str) -> dict:
     return prov
 
 
-def _offline_base(ctx, repo, spec, series, standin_ref, reason) -> BaseTree:
+def _offline_base(ctx, repo, spec, standin_ref, reason) -> BaseTree:
     off = spec.base.offline
     deb = fetch_package(ctx, off)
     version = deb.name.split("_")[1].replace("%3a", ":")
@@ -92,22 +92,23 @@ def _offline_base(ctx, repo, spec, series, standin_ref, reason) -> BaseTree:
     pkg_commit = _ref(ctx, repo, pkg_ref) or import_package(ctx, repo, deb, off.package, version, pkg_ref)
     provenance = {
         "base": f"stand-in for {spec.base.commit}: Debian {off.package} {version}"
-        + (" with the series reverse-applied" if off.series_merged else ""),
+        + (f" with the patches in {off.reverse_patches} reverse-applied" if off.reverse_patches else ""),
         "base-upstream-error": reason,
         "package": f"{off.package} {version} ({off.mirror} {off.suite})",
         "package-commit": pkg_commit,
     }
-    if not off.series_merged:
+    if not off.reverse_patches:
         commit = pkg_commit
     else:
+        carried = load_patch_dir((spec.path.parent / off.reverse_patches).resolve(), spec.title, "offline")
         pkg_tree = ctx.runner.git(repo, "rev-parse", f"{pkg_commit}^{{tree}}").output.strip()
-        base_tree = apply_to_tree(ctx, repo, pkg_tree, [p.path for p in reversed(series.patches)], reverse=True)
-        back = apply_to_tree(ctx, repo, base_tree, [p.path for p in series.patches])
+        base_tree = apply_to_tree(ctx, repo, pkg_tree, [p.path for p in reversed(carried.patches)], reverse=True)
+        back = apply_to_tree(ctx, repo, base_tree, [p.path for p in carried.patches])
         if back != pkg_tree:
             raise UserError(
                 f"Applying the series forward onto the reconstructed base does not give back "
                 f"{off.package} {version} (tree {back[:12]} != {pkg_tree[:12]}): the offline "
-                f"patches in {spec.patch_dir} differ from what the package carries. Fix the patches."
+                f"patches in {off.reverse_patches} differ from what the package carries. Fix the patches."
             )
         provenance["verified"] = "forward application reproduces the package tree exactly"
         message = f"kseries base stand-in for {spec.base.commit}\n\n" + "".join(
@@ -130,7 +131,7 @@ def apply_to_tree(ctx: Context, repo: Path, tree: str, patches: list[Path], reve
                 raise UserError(
                     f"The patch {patch} does not {'reverse-' if reverse else ''}apply to the "
                     f"offline base tree: {done.output.strip()[:300]}. The offline package does "
-                    "not carry this series as the YAML says; fix 'series_merged' or the patches."
+                    "not carry these patches as the YAML says; fix 'reverse_patches' or the patches."
                 )
         return ctx.runner.git(repo, "write-tree", env=env).output.strip()
 

@@ -1,0 +1,21 @@
+"""Kernel config as data: fragment options must all land in the final .config."""
+
+from pipeline import build, config
+
+
+def test_missing_options_are_named():
+    wanted = build.parse_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x\"\nCONFIG_D=y\n")
+    final = build.parse_config("CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=\"x\"\n# CONFIG_D is not set\n")
+    assert build.missing_options(wanted, final) == ["CONFIG_B=n (got y)", "CONFIG_D=y (got not set)"]
+
+
+def test_make_argv_comes_from_arch_data():
+    arch = config.resolve_arch("sh")
+    assert build.make_argv(arch, "/out", "zImage", jobs=2, ccache=True) == [
+        "make", "O=/out", "ARCH=sh", "CROSS_COMPILE=sh4-linux-gnu-", "CC=ccache sh4-linux-gnu-gcc", "-j2", "zImage"]
+
+
+def test_series_fragments_follow_arch_fragments():
+    spec = config.load_series("page_mapped")
+    names = [p.name for p in build.fragments_for(config.resolve_arch("x86_64"), spec)]
+    assert names == ["boot.config", "x86_64.config", "bpf-syscall.config"]
