@@ -54,6 +54,8 @@ def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict
         ctx.progress.say("apply", "", f"checking out the base into {wt}")
         ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
         return wt, {}
+    gitdir = Path((wt / ".git").read_text().split("gitdir:", 1)[1].strip())
+    (gitdir / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
     ctx.runner.git(wt, "am", "--abort", check=False)
     old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
     keep: dict[str, tuple[str, int]] = {}

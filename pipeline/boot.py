@@ -44,9 +44,10 @@ def qemu_argv(arch: config.Arch, kernel: str, initrd: str, accel: str) -> list[s
         argv += ["-M", q.machine]
     if q.cpu:
         argv += ["-cpu", q.cpu]
-    argv += ["-m", q.memory, "-smp", str(q.smp), "-nographic", "-no-reboot",
-             "-kernel", kernel, "-initrd", initrd,
-             "-append", " ".join([f"console={q.console}", *q.append])]
+    argv += ["-m", q.memory, "-smp", str(q.smp), "-display", "none", "-monitor", "none", "-no-reboot"]
+    for backend in q.serial:
+        argv += ["-serial", backend]
+    argv += ["-kernel", kernel, "-initrd", initrd, "-append", " ".join([f"console={q.console}", *q.append])]
     return argv + list(q.extra_args)
 
 

@@ -31,6 +31,7 @@ class Qemu:
     cpu: str = ""
     smp: int = 1
     append: tuple[str, ...] = ()
+    serial: tuple[str, ...] = ("stdio",)  # one backend per serial port, in order
     extra_args: tuple[str, ...] = ()
     kvm_host: str = ""  # uname -m of hosts where KVM may serve this arch; a probe decides
     boot_timeout: int = 300

@@ -7,6 +7,7 @@ error in one lane is that lane's ERROR and the other lanes still run.
 
 from __future__ import annotations
 
+import fcntl
 import time
 from pathlib import Path
 
@@ -68,6 +69,18 @@ class Pipeline:
         self.persist()
 
     def run(self) -> int:
+        """One run at a time per series: the kept worktree and O= dirs are shared."""
+        lock_path = self.ctx.cache / "locks" / f"{self.spec.name}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.ctx.progress.say("run", "", f"waiting for another kseries run of {self.spec.name} to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._run()
+
+    def _run(self) -> int:
         self.errors: list[KseriesError] = []
         ctx, spec = self.ctx, self.spec
         ctx.progress.say("run", "", f"{spec.title}: arches {', '.join(a.name for a in self.arches)}; results in {self.run_dir}")
@@ -123,8 +136,8 @@ class Pipeline:
             return b.case.status, b.case.message, [b.case], b.facts
 
         rec = self.stage("boot", arch.name, do_boot)
-        if "console" not in built:
-            self.skip("check", arch.name, f"no {arch.name} console log (boot {rec.status.value})")
+        if "console" not in built or rec.status == Status.ERROR:
+            self.skip("check", arch.name, f"the {arch.name} kernel did not run (boot {rec.status.value})")
             return
 
         def do_check():

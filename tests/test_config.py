@@ -91,7 +91,8 @@ def test_fourth_arch_from_data_alone(configs_copy):
     assert arch.name == "riscv64" and "riscv64" in config.arch_names(configs_copy)
     argv = boot.qemu_argv(arch, "Image", "initramfs.cpio", "tcg")
     assert argv == ["qemu-system-riscv64", "-accel", "tcg", "-M", "virt", "-m", "512M", "-smp", "1",
-                    "-nographic", "-no-reboot", "-kernel", "Image", "-initrd", "initramfs.cpio",
+                    "-display", "none", "-monitor", "none", "-no-reboot", "-serial", "stdio",
+                    "-kernel", "Image", "-initrd", "initramfs.cpio",
                     "-append", "console=ttyS0 panic=-1", "-bios", "default"]
 
 
