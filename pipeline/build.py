@@ -8,6 +8,7 @@ only what a patch touched. Compiles go through ccache.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import time
@@ -88,6 +89,14 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         shutil.copy(frag, frag_dir / name)
         names.append(f"/frag/{name}")
         wanted.update(parse_config(frag.read_text()))
+    tree = ctx.runner.git(src, "rev-parse", "HEAD^{tree}").output.strip()
+    key = hashlib.sha256(repr((tree, image, arch.kernel.config_target, sorted(arch.kernel.make_vars.items()),
+                               [(p.name, p.read_bytes()) for p in sorted(frag_dir.iterdir())])).encode()).hexdigest()
+    stamp = cfg_dir / ".kseries-config-key"
+    if stamp.exists() and stamp.read_text() == key and (cfg_dir / ".config").exists():
+        ctx.progress.say("build", arch.name, "config unchanged (same tree, fragments and toolchain)")
+        return cfg_dir / ".config"
+    stamp.unlink(missing_ok=True)
     script = " && ".join([
         " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
         # merge_config.sh writes temporary files into its cwd: run it in /cfg
@@ -114,6 +123,7 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
             "An option is usually dropped because a dependency is missing: add the dependency "
             "to the fragment, or remove the option."
         )
+    stamp.write_text(key)
     return cfg_dir / ".config"
 
 

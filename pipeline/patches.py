@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import gzip
 import os
 import shutil
@@ -42,13 +44,10 @@ def from_lore(ctx: Context, spec: config.Series, dest: Path) -> tuple[Series | N
     kept = dest / "patches"
     kept.mkdir()
     for mail in sorted((dest / "mails").iterdir()):
-        head = mail.read_bytes().split(b"\n\n", 1)[0].decode("utf-8", "replace")
-        subject = " ".join(
-            line.split(":", 1)[1].strip() if line.lower().startswith("subject:") else line.strip()
-            for line in head.replace("\n ", " ").splitlines() if line.lower().startswith("subject:")
-        )
+        raw = mail.read_bytes()
+        subject = " ".join(str(email.message_from_bytes(raw, policy=email.policy.default).get("Subject", "")).split())
         k, _, _ = split_subject(subject)
-        if k and not subject.lower().lstrip().startswith("re:") and b"\ndiff --git " in mail.read_bytes():
+        if k and not subject.lower().startswith("re:") and b"\ndiff --git " in raw:
             shutil.copy(mail, kept / f"{k:04d}.patch")
     if not any(kept.iterdir()):
         return None, f"{url}: the thread holds no patch mails"
