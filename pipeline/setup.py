@@ -25,7 +25,8 @@ def _say(text: str, quiet: bool) -> None:
         print(f"setup: {text}", flush=True)
 
 
-def _docker_ok() -> bool:
+def docker_ok() -> bool:
+    """Does a Docker engine answer (DOCKER_HOST or the default socket)?"""
     try:
         import docker
 
@@ -48,7 +49,7 @@ def _apt_install(runner: Runner, packages: list[str], quiet: bool) -> None:
 
 
 def ensure_engine(runner: Runner, quiet: bool) -> None:
-    if _docker_ok():
+    if docker_ok():
         _say("Docker engine: running", quiet)
         return
     missing = [p for p, exe in (("docker.io", "dockerd"), ("debootstrap", "debootstrap")) if not shutil.which(exe)]
@@ -62,13 +63,13 @@ def ensure_engine(runner: Runner, quiet: bool) -> None:
         )
     if shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
         runner.run(["systemctl", "start", "docker"], check=False, timeout=120)
-    if not _docker_ok():
+    if not docker_ok():
         _say(f"starting dockerd in the background (log {DOCKERD_LOG})", quiet)
         runner.note("$ dockerd &")
         with open(DOCKERD_LOG, "ab") as log:
             subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     for _ in range(120):
-        if _docker_ok():
+        if docker_ok():
             _say("Docker engine: started", quiet)
             return
         time.sleep(0.5)

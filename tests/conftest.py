@@ -22,14 +22,7 @@ def run_invoke():
     return invoke
 
 
-def docker_ok() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+from pipeline.setup import docker_ok  # noqa: E402  (one probe for setup and tests)
 
 
 @pytest.fixture
