@@ -195,17 +195,13 @@ def arch_names(root: Path | None = None) -> list[str]:
 def resolve_arch(name: str, root: Path | None = None) -> Arch:
     """Resolve an arch name or alias (sh -> sh4, aarch64 -> arm64, amd64 -> x86_64)."""
     root = root or CONFIGS
-    names = arch_names(root)
+    arches = [load_arch(candidate, root) for candidate in arch_names(root)]
     wanted = name.strip().lower()
-    for candidate in names:
-        arch = load_arch(candidate, root)
+    for arch in arches:
         if wanted == arch.name or wanted in arch.aliases:
             return arch
-    aliases = []
-    for candidate in names:
-        arch = load_arch(candidate, root)
-        if arch.aliases:
-            aliases.append(f"{', '.join(arch.aliases)} -> {arch.name}")
+    names = [a.name for a in arches]
+    aliases = [f"{', '.join(a.aliases)} -> {a.name}" for a in arches if a.aliases]
     raise UserError(
         f"Unknown architecture '{name}'. Valid names: {', '.join(names)}"
         + (f" (aliases: {'; '.join(aliases)})" if aliases else "")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_USER
 from .results import RunRecord, Status
 
 
@@ -60,16 +61,21 @@ def summary(record: RunRecord) -> str:
     for c in record.cases:
         lines.append(f"  {c.status.value:<5} [{c.suite}] {c.name}" + (f" - {c.message}" if c.message else ""))
     lines += ["", "  " + ", ".join(f"{counts[s]} {s.value.lower()}" for s in Status)]
-    failed = [c for c in record.cases if c.status in (Status.FAIL, Status.ERROR)]
+    # the verdict follows the exit code the orchestrator decided, so the two never disagree
+    failed = [c for c in record.cases if c.status == Status.FAIL]
+    errors = [c for c in record.cases if c.status == Status.ERROR]
     lines.append("")
-    if record.error:
-        lines.append(f"VERDICT: ERROR - {record.error}")
-    elif any(c.status == Status.FAIL for c in failed):
+    if record.exit_code == EXIT_USER:
+        lines.append(f"VERDICT: input error - {record.error}")
+    elif record.exit_code == EXIT_BLAMED:
         lines.append("VERDICT: the series is blamed:")
-        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in failed if c.status == Status.FAIL]
-    elif failed:
-        lines.append("VERDICT: ERROR (infrastructure, not the series):")
         lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in failed]
+        if errors:
+            lines.append("  (also infrastructure errors, not blamed on the series:)")
+            lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in errors]
+    elif record.exit_code == EXIT_INFRA:
+        lines.append(f"VERDICT: ERROR (infrastructure, not the series)" + (f" - {record.error}" if record.error else ":"))
+        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in errors if c.message != record.error]
     else:
         lines.append("VERDICT: no failures")
     lines.append(f"total {record.seconds:.0f} s; results in {record.run_id}")
