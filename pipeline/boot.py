@@ -116,14 +116,17 @@ def choose_accel(ctx: Context, image: str, arch: config.Arch, lane: Path, kernel
     return "tcg", f"KVM probe failed ({seen['detail']}); using TCG"
 
 
-def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path) -> Booted:
+def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path, extra_seconds: int = 0,
+        name: str = "console") -> Booted:
+    """Boot, then let init run the suites: the guest gets the arch's boot timeout plus extra_seconds."""
     image = ctx.docker.ensure_image(config.load_image("qemu"), ctx.log("images.log"))
     accel, why = choose_accel(ctx, image, arch, lane, kernel, initrd)
     ctx.progress.say("boot", arch.name, f"booting under {accel.upper()} ({why})")
-    log = ctx.log(f"{arch.name}/console.log")
+    log = ctx.log(f"{lane.name}/{name}.log")
     log.unlink(missing_ok=True)
-    outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, accel, log, arch.qemu.boot_timeout)
-    console = lane / "console.log"
+    timeout = arch.qemu.boot_timeout + extra_seconds
+    outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, accel, log, timeout)
+    console = lane / f"{name}.log"
     console.write_text(log.read_text(errors="replace"))
     lines = console.read_text().splitlines()
     facts = {"accel": accel, "accel_reason": why, "qemu_seconds": round(outcome.seconds, 1),
@@ -139,7 +142,7 @@ def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path)
         msg = f"QEMU failed to start (exit {outcome.exit_code}): infrastructure, not the kernel"
         return Booted(False, Case("boot", name, Status.ERROR, outcome.seconds, msg, tail, arch=arch.name), console, facts)
     if outcome.timed_out:
-        msg = f"the kernel did not reach userspace init within {arch.qemu.boot_timeout} s"
+        msg = f"the kernel did not reach userspace init within {timeout} s"
     else:
         msg = "the kernel stopped before reaching userspace init"
     return Booted(False, Case("boot", name, Status.FAIL, outcome.seconds, msg, tail, arch=arch.name), console, facts)

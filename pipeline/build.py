@@ -73,12 +73,16 @@ def lane_dirs(ctx: Context, series_name: str, arch: config.Arch) -> tuple[Path, 
 
 
 def fragments_for(arch: config.Arch, series: config.Series) -> list[Path]:
-    return [config.fragment_path(n) for n in (*arch.kernel.fragments, *series.fragments)]
+    from .suites import fragments as suite_fragments
+
+    names = dict.fromkeys((*arch.kernel.fragments, *series.fragments, *suite_fragments(series, arch)))
+    return [config.fragment_path(n) for n in names]
 
 
-def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: config.Series, lane: Path) -> Path:
+def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: config.Series, lane: Path,
+              dirs: str = "") -> Path:
     """Generate the lane's .config in its kept config dir and check every fragment option."""
-    cfg_dir, _ = lane_dirs(ctx, series.name, arch)
+    cfg_dir, _ = lane_dirs(ctx, dirs or series.name, arch)
     frag_dir = lane / "fragments"
     shutil.rmtree(frag_dir, ignore_errors=True)
     frag_dir.mkdir(parents=True)
@@ -105,7 +109,7 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         "cd /src",
         " ".join(make_argv(arch, "/cfg", "olddefconfig")),
     ])
-    log = ctx.log(f"{arch.name}/config.log")
+    log = ctx.log(f"{lane.name}/config.log")
     outcome = ctx.docker.run(
         image, ["sh", "-c", script], workdir="/src", log=log, timeout=900,
         mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)],
@@ -127,19 +131,20 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
     return cfg_dir / ".config"
 
 
-def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane: Path) -> Built:
+def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane: Path, dirs: str = "") -> Built:
+    """dirs names the kept config and O= directories (default: the series' name)."""
     image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
     start = time.monotonic()
     ctx.progress.say("build", arch.name, "configuring")
-    new_config = configure(ctx, image, src, arch, series, lane)
+    new_config = configure(ctx, image, src, arch, series, lane, dirs)
     config_seconds = time.monotonic() - start
-    _, out_dir = lane_dirs(ctx, series.name, arch)
+    _, out_dir = lane_dirs(ctx, dirs or series.name, arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     old = out_dir / ".config"
     if not old.exists() or old.read_bytes() != new_config.read_bytes():
         shutil.copy(new_config, old)
     ccache = ctx.cache / "ccache"
-    log = ctx.log(f"{arch.name}/build.log")
+    log = ctx.log(f"{lane.name}/build.log")
     counter = [0]
     ctx.progress.say("build", arch.name, f"make -j{ctx.jobs} {arch.kernel.image_target}")
     outcome = ctx.docker.run(

@@ -53,9 +53,36 @@ class Userspace:
 
 
 @dataclass(frozen=True)
-class Suite:
+class SuiteUse:
+    """How an arch uses a test suite: whether it applies (and why not), and arch variables for its build."""
     applies: bool
     reason: str = ""
+    vars: dict = field(default_factory=dict)
+    deny: tuple[str, ...] = ()  # tests not to run on this arch, added to the suite's deny list
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A test suite run inside the guest (configs/suites/<name>.yaml)."""
+    name: str
+    title: str
+    build: str  # script under ci/suites/, run by sh in the toolchain container
+    run: tuple[str, ...]  # argv inside the guest
+    parser: str  # how its console output becomes testcases (pipeline/parsers.py)
+    results: str = ""  # a file the suite writes in the guest; init prints it to the console
+    # test selection: appended to `run` as [flag, "a,b,c"] when the list is not empty
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    allow_flag: str = ""
+    deny_flag: str = ""
+    fragments: tuple[str, ...] = ()  # kernel config the suite needs, on lanes where it runs
+    timeout: int = 300  # guest seconds the suite may take
+    build_timeout: int = 1800
+    path: Path = Path()
+
+    @property
+    def script(self) -> Path:
+        return REPO / "ci" / "suites" / self.build
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,7 @@ class Arch:
     qemu: Qemu
     aliases: tuple[str, ...] = ()
     toolchain: str = "toolchain"
-    suites: dict = field(default_factory=dict)  # name -> Suite
+    suites: dict = field(default_factory=dict)  # name -> SuiteUse
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,8 @@ class Series:
 class Image:
     name: str
     packages: tuple[str, ...]
+    unstable_packages: tuple[str, ...] = ()  # newer than trixie has (e.g. pahole 1.32)
+    sysroots: dict = field(default_factory=dict)  # arch -> library packages for cross-linking
     digest: str = ""
 
 
@@ -180,7 +209,7 @@ def load_arch(name: str, root: Path | None = None) -> Arch:
     if isinstance(data, dict) and isinstance(data.get("suites"), dict):
         data = dict(data)
         data["suites"] = {
-            k: build(Suite, v, f"{path}: suites.{k}") for k, v in data["suites"].items()
+            k: build(SuiteUse, v, f"{path}: suites.{k}") for k, v in data["suites"].items()
         }
     arch = build(Arch, data, str(path))
     if arch.name != name:
@@ -230,6 +259,35 @@ def load_series(name: str, root: Path | None = None) -> Series:
             "Point it at the directory holding the series' .patch files."
         )
     return series
+
+
+# Tests every lane has without a suite file: the boot itself and the console scan.
+BUILTIN_TESTS = ("boot", "console")
+
+
+def suite_names(root: Path | None = None) -> list[str]:
+    return _names("suites", root or CONFIGS)
+
+
+def load_suite(name: str, root: Path | None = None) -> Suite:
+    root = root or CONFIGS
+    path = root / "suites" / f"{name}.yaml"
+    if not path.exists():
+        raise UserError(
+            f"Unknown test suite '{name}': there is no {path}. Known suites: "
+            f"{', '.join(suite_names(root)) or 'none'} (and the built-in {', '.join(BUILTIN_TESTS)}). "
+            "Fix the series' 'tests' list or the arch's 'suites', or add the suite's YAML."
+        )
+    suite = dataclasses.replace(build(Suite, read_yaml(path), str(path)), path=path)
+    if suite.name != name:
+        raise UserError(f"{path} declares name '{suite.name}' but its file name says '{name}'. Make them agree.")
+    from .parsers import PARSERS
+
+    if suite.parser not in PARSERS:
+        raise UserError(f"{path}: unknown parser '{suite.parser}'. Known parsers: {', '.join(sorted(PARSERS))}.")
+    if not suite.script.is_file():
+        raise UserError(f"{path}: 'build' names {suite.script}, which does not exist. Point it at a script in ci/suites/.")
+    return suite
 
 
 def load_image(name: str, root: Path | None = None) -> Image:

@@ -32,10 +32,34 @@ NONROOT = 1000  # used when kseries itself runs as root
 DOCKERFILE = """\
 ARG BASE
 FROM ${BASE}
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\
- && rm -rf /var/lib/apt/lists/*
+RUN {steps} \\
+ && rm -rf /var/lib/apt/lists/* /tmp/*.deb
 """
+APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+
+
+def dockerfile(image: Image) -> str:
+    """The image's Dockerfile, rendered from its YAML: trixie packages, then any from
+    unstable (pinned low, so only the named ones come from there), then foreign-arch
+    libraries unpacked into /opt/sysroot/<arch> for cross-linking (no multiarch dpkg)."""
+    steps = ["apt-get update", f"{APT} {' '.join(image.packages)}"]
+    if image.unstable_packages:
+        steps += [
+            "echo 'deb http://deb.debian.org/debian sid main' > /etc/apt/sources.list.d/sid.list",
+            "printf 'Package: *\\nPin: release a=unstable\\nPin-Priority: 100\\n' > /etc/apt/preferences.d/sid",
+            "apt-get -o Acquire::Check-Valid-Until=false update",
+            f"{APT} {' '.join(p + '/unstable' for p in image.unstable_packages)}",
+        ]
+    for arch, pkgs in image.sysroots.items():
+        steps += [
+            f"dpkg --add-architecture {arch}",
+            "apt-get -o Acquire::Check-Valid-Until=false update",
+            f"mkdir -p /opt/sysroot/{arch}",
+            f"cd /tmp && apt-get download {' '.join(f'{p}:{arch}/trixie' for p in pkgs)}",
+            f"for d in /tmp/*_{arch}.deb; do dpkg-deb -x $d /opt/sysroot/{arch}; done",
+            "rm -f /tmp/*.deb",
+        ]
+    return DOCKERFILE.replace("{steps}", " \\\n && ".join(steps))
 
 
 @dataclass
@@ -134,13 +158,13 @@ class Docker:
         if self.has_image(tag):
             return tag
         base = self.ensure_base(log)
-        dockerfile = DOCKERFILE.replace("{packages}", " ".join(image.packages))
-        self.runner.note(f"$ docker build --build-arg BASE={base} -t {tag} - <<EOF\n{dockerfile}EOF")
+        text = dockerfile(image)
+        self.runner.note(f"$ docker build --build-arg BASE={base} -t {tag} - <<EOF\n{text}EOF")
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as out:
             try:
                 for chunk in self.client.api.build(
-                    fileobj=io.BytesIO(dockerfile.encode()),
+                    fileobj=io.BytesIO(text.encode()),
                     tag=tag,
                     buildargs={"BASE": base},
                     rm=True,

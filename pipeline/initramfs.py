@@ -28,7 +28,23 @@ def newc(entries: list[tuple]) -> bytes:
     return bytes(out)
 
 
-def build(ctx: Context, src: Path, arch: config.Arch, lane: Path) -> Path:
+def tree_entries(root: Path) -> list[tuple]:
+    """newc entries for every directory, file and symlink under root (modes kept, owner root)."""
+    entries = []
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            entries.append((name, stat.S_IFLNK | 0o777, str(path.readlink()).encode()))
+        elif stat.S_ISDIR(st.st_mode):
+            entries.append((name, stat.S_IFDIR | 0o755, b""))
+        elif stat.S_ISREG(st.st_mode):
+            entries.append((name, stat.S_IFREG | stat.S_IMODE(st.st_mode), path.read_bytes()))
+    return entries
+
+
+def build(ctx: Context, src: Path, arch: config.Arch, lane: Path, trees: list[Path], run: str) -> Path:
+    """The lane's initramfs: /init, the suites' files (trees merged in order) and /kseries/run."""
     image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
     work = lane / "userspace"
     shutil.rmtree(work, ignore_errors=True)
@@ -38,17 +54,27 @@ def build(ctx: Context, src: Path, arch: config.Arch, lane: Path) -> Path:
     argv = [cc, "-Os", "-static", "-nostdlib", "-fno-asynchronous-unwind-tables", "-fno-ident",
             "-include", "/src/tools/include/nolibc/nolibc.h", "-I/src/tools/include/nolibc",
             *arch.userspace.cflags, "-o", "/work/init", "/work/init.c", "-lgcc"]
-    log = ctx.log(f"{arch.name}/userspace.log")
+    log = ctx.log(f"{lane.name}/userspace.log")
     out = ctx.docker.run(image, argv, workdir="/work", log=log, timeout=600,
                          mounts=[Mount(src, "/src"), Mount(work, "/work", writable=True)])
     init = work / "init"
     if out.exit_code != 0 or not init.exists():
         raise InfraError(f"Building the {arch.name} /init with nolibc failed; see {log}.")
-    cpio = lane / "initramfs.cpio"
-    cpio.write_bytes(newc([
+    entries = [
         ("dev", stat.S_IFDIR | 0o755, b""),
         ("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)),
         ("proc", stat.S_IFDIR | 0o755, b""),
         ("init", stat.S_IFREG | 0o755, init.read_bytes()),
-    ]))
+        ("kseries", stat.S_IFDIR | 0o755, b""),
+        ("kseries/run", stat.S_IFREG | 0o644, run.encode()),
+    ]
+    names = {e[0] for e in entries}
+    for tree in trees:
+        for entry in tree_entries(tree):
+            if entry[0] in names and stat.S_ISDIR(entry[1]):
+                continue
+            names.add(entry[0])
+            entries.append(entry)
+    cpio = lane / "initramfs.cpio"
+    cpio.write_bytes(newc(entries))
     return cpio

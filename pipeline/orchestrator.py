@@ -1,17 +1,25 @@
 """Runs the stages in order, times each, persists each result as it finishes.
 
-source -> apply -> per arch lane: build -> boot -> check -> report.
+source -> apply -> per arch lane: build -> userspace -> boot -> check -> suites -> report.
 A stage whose dependency failed is SKIP with the reason; an infrastructure
 error in one lane is that lane's ERROR and the other lanes still run.
+
+Lanes overlap so the cores stay busy: builds (kernel, suites, initramfs) run
+one arch after another in the calling thread, and each arch's guest run (boot,
+check, suite results) goes to a second thread as soon as its build is done,
+so one arch boots while the next compiles.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import apply, boot, build, check, config, initramfs, patches, report, source
+from . import apply, baseline, boot, build, check, config, initramfs, patches, report, source, suites
 from .context import Context, cache_root
 from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_OK, EXIT_USER, KseriesError
 from .progress import Progress
@@ -27,9 +35,19 @@ def plan(series_name: str, arch_names: list[str] | None) -> tuple[config.Series,
         arch = config.resolve_arch(name)
         if arch.name not in [a.name for a in arches]:
             arches.append(arch)
+    for name in spec.tests:
+        if name not in config.BUILTIN_TESTS:
+            config.load_suite(name)
     for arch in arches:
+        for name in arch.suites:
+            if name not in config.BUILTIN_TESTS:
+                config.load_suite(name)
         build.fragments_for(arch, spec)
     return spec, arches
+
+
+def lane_suite(lane: dict, name: str) -> config.Suite:
+    return next(s for s in lane["suites"] if s.name == name)
 
 
 class Pipeline:
@@ -43,10 +61,13 @@ class Pipeline:
         self.record = RunRecord(run_id, spec.name, spec.title, [a.name for a in arches],
                                 started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.start = time.monotonic()
+        self.lock = threading.RLock()
+        self.errors: list[KseriesError] = []
 
     def persist(self) -> None:
-        self.record.seconds = round(time.monotonic() - self.start, 1)
-        self.record.save(self.run_dir / "results.json")
+        with self.lock:
+            self.record.seconds = round(time.monotonic() - self.start, 1)
+            self.record.save(self.run_dir / "results.json")
 
     def stage(self, name: str, arch: str, fn):
         """Run fn() -> (status, message, cases, facts) as one timed, persisted stage."""
@@ -56,17 +77,23 @@ class Pipeline:
         except KseriesError as exc:
             status, message, cases, facts = Status.ERROR, exc.message, [
                 Case(name, f"{arch + ': ' if arch else ''}{name}", Status.ERROR, 0, exc.message, arch=arch)], {}
-            self.errors.append(exc)
+            with self.lock:
+                self.errors.append(exc)
+        if name.startswith(baseline.PREFIX):
+            for c in cases:
+                c.suite = c.suite if c.suite.startswith(baseline.PREFIX) else baseline.PREFIX + c.suite
         rec = StageRecord(name, arch, status, round(time.monotonic() - t0, 1), message, cases=cases, facts=facts)
-        self.record.stages.append(rec)
-        self.persist()
+        with self.lock:
+            self.record.stages.append(rec)
+            self.persist()
         self.ctx.progress.say(name, arch, f"{status.value} in {rec.seconds:.1f} s {message}")
         return rec
 
     def skip(self, name: str, arch: str, why: str) -> None:
         case = Case(name, f"{arch + ': ' if arch else ''}{name}", Status.SKIP, 0, why, arch=arch)
-        self.record.stages.append(StageRecord(name, arch, Status.SKIP, 0, why, cases=[case]))
-        self.persist()
+        with self.lock:
+            self.record.stages.append(StageRecord(name, arch, Status.SKIP, 0, why, cases=[case]))
+            self.persist()
 
     def run(self) -> int:
         """One run at a time per series: the kept worktree and O= dirs are shared."""
@@ -81,7 +108,6 @@ class Pipeline:
             return self._run()
 
     def _run(self) -> int:
-        self.errors: list[KseriesError] = []
         ctx, spec = self.ctx, self.spec
         ctx.progress.say("run", "", f"{spec.title}: arches {', '.join(a.name for a in self.arches)}; results in {self.run_dir}")
         state: dict = {}
@@ -103,58 +129,178 @@ class Pipeline:
                 status = Status.PASS if applied.ok else Status.FAIL
                 return status, applied.message or f"{len(applied.commits)} patches applied", applied.cases, {}
             self.stage("apply", "", do_apply)
-        for arch in self.arches:
-            if applied is None or not applied.ok:
-                why = "the series did not apply" if applied is not None else "the base tree is unavailable"
-                for name in ("build", "boot", "check"):
-                    self.skip(name, arch.name, why)
-                continue
-            self.lane(arch, applied.worktree)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guest") as guests:
+            runs = []
+            for arch in self.arches:
+                lane_suites = suites.selected(spec, arch)[0]
+                if applied is None or not applied.ok:
+                    why = "the series did not apply" if applied is not None else "the base tree is unavailable"
+                    for name in ("build", "userspace", "boot", "check", *(s.name for s in lane_suites)):
+                        self.skip(name, arch.name, why)
+                    continue
+                if lane_suites:
+                    runs += self.baseline(arch, state["base"], guests)
+                lane = self.prepare(arch, applied.worktree, spec.name, "")
+                if lane is not None:
+                    runs.append(guests.submit(self.guest, arch, lane, ""))
+            for run in runs:
+                run.result()
+        self.judge()
         return self.finish()
 
-    def lane(self, arch: config.Arch, src: Path) -> None:
+    def baseline(self, arch: config.Arch, base, guests) -> list:
+        """The base lane for arch: reused from the cache, or built and run (and then cached)."""
         ctx = self.ctx
-        lane = self.run_dir / arch.name
-        lane.mkdir(exist_ok=True)
-        built: dict = {}
+        image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+        key = baseline.key(self.spec, arch, base.commit, image)
+        cached = baseline.load(ctx.cache, key)
+        if cached is not None:
+            for rec in cached:
+                rec.facts["reused"] = f"baseline cache {key}"
+            with self.lock:
+                self.record.stages += cached
+                self.persist()
+            ctx.progress.say("baseline", arch.name, f"reusing the base results cached under {key}: "
+                                                     "no base build, no base boot")
+            return []
+        ctx.progress.say("baseline", arch.name, f"no cached base results ({key}): building and testing the base")
+        tree = apply.worktree(ctx, base.repo, f"{baseline.PREFIX}{base.commit[:12]}", base.commit)[0]
+        lane = self.prepare(arch, tree, f"{baseline.PREFIX}{base.commit[:12]}", baseline.PREFIX)
+        if lane is None:
+            return []
+        lane["baseline_key"] = key
+        return [guests.submit(self.guest, arch, lane, baseline.PREFIX)]
+
+    def prepare(self, arch: config.Arch, src: Path, dirs: str, tree: str) -> dict | None:
+        """Build the lane's kernel, its suites and its initramfs; None when there is nothing to boot.
+
+        dirs names the kept build directories; tree is "" for the series, "base-" for the base."""
+        ctx, spec = self.ctx, self.spec
+        lane_dir = self.run_dir / (f"{tree}{arch.name}" if tree else arch.name)
+        lane_dir.mkdir(exist_ok=True)
+        runs, not_here = suites.selected(spec, arch)
+        for suite, why in not_here:
+            self.skip(tree + suite.name, arch.name, f"{suite.title} does not apply on {arch.name}: {why}")
+        lane: dict = {"dir": lane_dir, "src": src, "suites": []}
 
         def do_build():
-            b = build.run(ctx, src, arch, self.spec, lane)
-            built["b"] = b
+            b = build.run(ctx, src, arch, spec, lane_dir, dirs=dirs)
+            lane["build"] = b
             return b.case.status, b.case.message, [b.case], b.facts
 
-        rec = self.stage("build", arch.name, do_build)
+        rec = self.stage(tree + "build", arch.name, do_build)
         if rec.status != Status.PASS:
-            for name in ("boot", "check"):
-                self.skip(name, arch.name, f"the {arch.name} build did not pass")
-            return
+            for name in ("userspace", "boot", "check", *(s.name for s in runs)):
+                self.skip(tree + name, arch.name, f"the {arch.name} kernel build did not pass")
+            return None
 
-        def do_boot():
-            initrd = initramfs.build(ctx, src, arch, lane)
-            b = boot.run(ctx, arch, lane, built["b"].image, initrd)
-            built["console"] = b.console
+        def do_userspace():
+            image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+            built = [suites.build(ctx, image, src, lane["build"].out_dir, arch, s, dirs, lane_dir) for s in runs]
+            lane["suites"] = [b.suite for b in built if b.rootfs is not None]
+            lane["unbuilt"] = [b for b in built if b.rootfs is None]
+            lane["initrd"] = initramfs.build(ctx, src, arch, lane_dir, [b.rootfs for b in built if b.rootfs],
+                                             suites.manifest(lane["suites"], arch))
+            cases = [b.case for b in built]
+            status = Status.worst([Status.PASS, *(c.status for c in cases)])
+            size = lane["initrd"].stat().st_size
+            problems = [c.message for c in cases if c.status != Status.PASS]
+            facts = {"initramfs_bytes": size, **{f"{c.name.split()[-1]}_build_seconds": round(c.seconds, 1)
+                                                 for c in cases}}
+            return status, "; ".join([f"initramfs {size / 1e6:.1f} MB", *problems]), cases, facts
+
+        rec = self.stage(tree + "userspace", arch.name, do_userspace)
+        for b in lane.get("unbuilt", []):
+            self.skip(tree + b.suite.name, arch.name, f"{b.suite.title} was not built: {b.case.message}")
+        if "initrd" not in lane:
+            for name in ("boot", "check", *(s.name for s in runs)):
+                self.skip(tree + name, arch.name, f"the {arch.name} initramfs could not be made")
+            return None
+        return lane
+
+    def guest(self, arch: config.Arch, lane: dict, tree: str) -> None:
+        """Boot the lane's kernel, scan its console, read each suite's results; a failing
+        test makes the guest run once more, and a test that passes then is FLAKY."""
+        ctx = self.ctx
+        booted: dict = {}
+        guest_seconds = sum(s.timeout for s in lane["suites"])
+
+        def do_boot(attempt: str = ""):
+            b = boot.run(ctx, arch, lane["dir"], lane["build"].image, lane["initrd"], extra_seconds=guest_seconds,
+                         name=f"console{attempt}")
+            booted["b" + attempt] = b
             return b.case.status, b.case.message, [b.case], b.facts
 
-        rec = self.stage("boot", arch.name, do_boot)
-        if "console" not in built or rec.status == Status.ERROR:
-            self.skip("check", arch.name, f"the {arch.name} kernel did not run (boot {rec.status.value})")
-            return
+        rec = self.stage(tree + "boot", arch.name, do_boot)
+        if "b" not in booted or rec.status == Status.ERROR:
+            for name in ("check", *(s.name for s in lane["suites"])):
+                self.skip(tree + name, arch.name, f"the {arch.name} kernel did not run (boot {rec.status.value})")
+            return self.save_baseline(arch, lane, tree)
+        console = booted["b"].console
 
         def do_check():
-            cases = check.scan(built["console"], arch.name)
+            cases = check.scan(console, arch.name)
             status = Status.worst(c.status for c in cases)
             return status, "; ".join(c.message for c in cases if c.status != Status.PASS), cases, {}
 
-        self.stage("check", arch.name, do_check)
+        self.stage(tree + "check", arch.name, do_check)
+        lines = console.read_text(errors="replace").splitlines()
+        results = {s.name: suites.results(s, arch.name, lines) for s in lane["suites"]}
+        failed = {(n, c.name) for n, cases in results.items() for c in cases if c.status == Status.FAIL}
+        if failed and booted["b"].ok:
+            ctx.progress.say("boot", arch.name, f"{len(failed)} test(s) failed: running the guest once more "
+                                                "to tell flaky tests from real failures")
+            retry = self.stage(tree + "boot-retry", arch.name, lambda: do_boot("-retry"))
+            if "b-retry" in booted and retry.status == Status.PASS:
+                again = booted["b-retry"].console.read_text(errors="replace").splitlines()
+                for name, cases in results.items():
+                    second = {c.name: c for c in suites.results(lane_suite(lane, name), arch.name, again)}
+                    for case in cases:
+                        if case.status == Status.FAIL and getattr(second.get(case.name), "status", None) == Status.PASS:
+                            case.status, case.flaky = Status.PASS, True
+                            case.message = f"FLAKY: failed on the first run ({case.message}), passed on the retry"
+        for suite in lane["suites"]:
+            def do_suite(suite=suite):
+                cases = results[suite.name]
+                counts = {st: sum(1 for c in cases if c.status == st) for st in Status}
+                status = Status.worst([c.status for c in cases if c.status != Status.SKIP])
+                summary = ", ".join(f"{n} {st.value.lower()}" for st, n in counts.items() if n)
+                flaky = sum(1 for c in cases if c.flaky)
+                summary += f", {flaky} flaky" if flaky else ""
+                return status, f"{len(cases)} testcases: {summary}", cases, {k.value: v for k, v in counts.items()}
+
+            self.stage(tree + suite.name, arch.name, do_suite)
+        self.save_baseline(arch, lane, tree)
+
+    def save_baseline(self, arch: config.Arch, lane: dict, tree: str) -> None:
+        if tree and "baseline_key" in lane:
+            with self.lock:
+                mine = [s for s in self.record.stages if s.arch == arch.name and s.stage.startswith(tree)]
+            baseline.save(self.ctx.cache, lane["baseline_key"], mine, self.record.run_id)
+
+    def judge(self) -> None:
+        """Per arch, every suite test of the series against the base."""
+        verdicts = []
+        for arch in self.arches:
+            names = {s.name for s in suites.selected(self.spec, arch)[0]}
+            cases = [c for s in self.record.stages if s.arch == arch.name for c in s.cases]
+            verdicts += baseline.compare(cases, cases, names)
+        self.record.verdicts = [dataclasses.asdict(v) for v in verdicts]
 
     def finish(self) -> int:
+        """Exit code: a series-side failure outside the suites, or a regression against the base,
+        blames the series; a suite test that fails on the base too does not; base failures never do."""
         statuses = [c.status for c in self.record.cases] + [s.status for s in self.record.stages]
+        suite_names = {s.name for a in self.arches for s in suites.selected(self.spec, a)[0]}
+        series_fails = [c for s in self.record.stages if not s.stage.startswith(baseline.PREFIX)
+                        for c in s.cases if c.status == Status.FAIL and c.suite not in suite_names]
+        regressions = [v for v in self.record.verdicts if v["kind"] in baseline.BLAMED]
         user = [e for e in self.errors if e.exit_code == EXIT_USER]
         if self.errors:
             self.record.error = self.errors[0].message
         if user:
             code = EXIT_USER
-        elif Status.FAIL in statuses:
+        elif series_fails or regressions:
             code = EXIT_BLAMED
         elif Status.ERROR in statuses:
             code = EXIT_INFRA

@@ -61,6 +61,7 @@ def summary(record: RunRecord) -> str:
     for c in record.cases:
         lines.append(f"  {c.status.value:<5} [{c.suite}] {c.name}" + (f" - {c.message}" if c.message else ""))
     lines += ["", "  " + ", ".join(f"{counts[s]} {s.value.lower()}" for s in Status)]
+    lines += comparison(record)
     # the verdict follows the exit code the orchestrator decided, so the two never disagree
     failed = [c for c in record.cases if c.status == Status.FAIL]
     errors = [c for c in record.cases if c.status == Status.ERROR]
@@ -68,18 +69,47 @@ def summary(record: RunRecord) -> str:
     if record.exit_code == EXIT_USER:
         lines.append(f"VERDICT: input error - {record.error}")
     elif record.exit_code == EXIT_BLAMED:
-        lines.append("VERDICT: the series is blamed:")
-        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in failed]
+        regressions = [v for v in record.verdicts if v["kind"] in ("regression", "gone")]
+        judged = {v["suite"] for v in record.verdicts}
+        own = [c for c in failed if not c.suite.startswith("base-") and c.suite not in judged]
+        lines.append(f"VERDICT: the series is blamed: {len(regressions)} regression(s) against the base"
+                     + (f", {len(own)} failure(s) of its own build/boot/check" if own else ""))
+        for v in regressions:
+            first = (v["excerpt"].splitlines() or [""])[0][:200]
+            lines.append(f"  REGRESSION {v['arch']}: [{v['suite']}] {v['test']}: base {v['base']} -> series "
+                         f"{v['series']}: {first}")
+        lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in own]
         if errors:
             lines.append("  (also infrastructure errors, not blamed on the series:)")
             lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in errors]
     elif record.exit_code == EXIT_INFRA:
         lines.append(f"VERDICT: ERROR (infrastructure, not the series)" + (f" - {record.error}" if record.error else ":"))
         lines += [f"  {c.arch or '-'}: [{c.suite}] {c.name}: {c.message}" for c in errors if c.message != record.error]
+    elif record.verdicts:
+        pre = sum(1 for v in record.verdicts if v["kind"] == "pre-existing")
+        lines.append("VERDICT: no regressions" + (f" ({pre} pre-existing failure(s), also failing on the base)"
+                                                  if pre else ""))
     else:
         lines.append("VERDICT: no failures")
     lines.append(f"total {record.seconds:.0f} s; results in {record.run_id}")
     return "\n".join(lines) + "\n"
+
+
+def comparison(record: RunRecord) -> list[str]:
+    """The series against the base, test by test: counts per kind, then everything not 'ok'."""
+    if not record.verdicts:
+        return []
+    kinds: dict[str, int] = {}
+    for v in record.verdicts:
+        kinds[v["kind"]] = kinds.get(v["kind"], 0) + 1
+    lines = ["", "against the base (test by test):",
+             "  " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))]
+    for v in record.verdicts:
+        if v["kind"] not in ("ok", "skipped"):
+            first = (v["excerpt"].splitlines() or [""])[0][:160]
+            lines.append(f"  {v['kind']:<12} {v['arch']}: [{v['suite']}] {v['test']} "
+                         f"(base {v['base']}, series {v['series']})" + (f": {first}" if first else ""))
+    return lines
 
 
 def write(record: RunRecord, run_dir: Path) -> None:

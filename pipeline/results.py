@@ -39,6 +39,7 @@ class Case:
     message: str = ""  # one line: why it failed / was skipped
     detail: str = ""  # log excerpt
     arch: str = ""
+    flaky: bool = False  # failed, then passed when the guest ran again
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RunRecord:
     stages: list[StageRecord] = field(default_factory=list)
     exit_code: int | None = None
     error: str = ""
+    verdicts: list[dict] = field(default_factory=list)  # baseline.Verdict as dicts, per suite test
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -1,5 +1,7 @@
 """Kernel config as data: fragment options must all land in the final .config."""
 
+import dataclasses
+
 from pipeline import build, config
 
 
@@ -15,7 +17,10 @@ def test_make_argv_comes_from_arch_data():
         "make", "O=/out", "ARCH=sh", "CROSS_COMPILE=sh4-linux-gnu-", "CC=ccache sh4-linux-gnu-gcc", "-j2", "zImage"]
 
 
-def test_series_fragments_follow_arch_fragments():
+def test_fragments_are_arch_then_series_then_suites_that_run_there():
     spec = config.load_series("page_mapped")
+    spec = dataclasses.replace(spec, tests=("boot", "nolibc", "bpf_arena"))
     names = [p.name for p in build.fragments_for(config.resolve_arch("x86_64"), spec)]
-    assert names == ["boot.config", "x86_64.config", "bpf-syscall.config"]
+    assert names == ["boot.config", "x86_64.config", "bpf-syscall.config", "nolibc.config", "bpf-arena.config"]
+    names = [p.name for p in build.fragments_for(config.resolve_arch("sh4"), spec)]
+    assert names == ["boot.config", "sh4.config", "bpf-syscall.config", "nolibc.config"]

@@ -1,11 +1,12 @@
 """configs/ as strict data: aliases, errors naming the input, a fourth arch from data alone."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from pipeline import boot, config, orchestrator
+from pipeline import boot, build, config, orchestrator, suites
 from pipeline.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ qemu:
   append: [panic=-1]
   extra_args: [-bios, default]
 suites:
+  nolibc: {applies: true, vars: {XARCH: riscv64}}
   bpf_arena: {applies: false, reason: "not wired up in this test"}
 """
 
@@ -94,6 +96,22 @@ def test_fourth_arch_from_data_alone(configs_copy):
                     "-display", "none", "-monitor", "none", "-no-reboot", "-serial", "stdio",
                     "-kernel", "Image", "-initrd", "initramfs.cpio",
                     "-append", "console=ttyS0 panic=-1", "-bios", "default"]
+
+
+def test_fourth_arch_plans_its_lane_from_data_alone(monkeypatch, configs_copy):
+    """Kernel fragments, suites that run, suites that don't (with the reason), the guest's manifest."""
+    (configs_copy / "arches" / "riscv64.yaml").write_text(RISCV)
+    monkeypatch.setattr(config, "CONFIGS", configs_copy)
+    spec, arches = orchestrator.plan("page_mapped", ["riscv"])
+    spec = dataclasses.replace(spec, tests=("boot", "console", "nolibc", "bpf_arena"))
+    riscv = arches[0]
+    assert [p.name for p in build.fragments_for(riscv, spec)] == ["boot.config", "bpf-syscall.config", "nolibc.config"]
+    runs, skips = suites.selected(spec, riscv)
+    assert [s.name for s in runs] == ["nolibc"]
+    assert [(s.name, why) for s, why in skips] == [("bpf_arena", "not wired up in this test")]
+    assert suites.manifest(runs, riscv) == "nolibc - /bin/nolibc-test\n"
+    assert build.make_argv(riscv, "/out", "Image", jobs=2) == [
+        "make", "O=/out", "ARCH=riscv", "CROSS_COMPILE=riscv64-linux-gnu-", "-j2", "Image"]
 
 
 def test_plan_validates_before_work(monkeypatch, configs_copy):

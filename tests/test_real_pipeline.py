@@ -62,7 +62,10 @@ def test_ci_x86_64_builds_boots_and_checks(ci_runs):
     assert [(n, s) for n, s, _ in suites["build"]] == [("x86_64: bzImage", "PASS")]
     assert suites["boot"][0][1] == "PASS" and suites["boot"][0][0].startswith("x86_64: boot to init (")
     assert ("x86_64: console free of splats", "PASS") in [(n, s) for n, s, _ in suites["check"]]
-    assert ("x86_64: mmap_fault_munmap", "PASS") in [(n, s) for n, s, _ in suites["userspace"]]
+    assert ("x86_64: build nolibc", "PASS") in [(n, s) for n, s, _ in suites["userspace"]]
+    nolibc = {n: s for n, s, _ in suites["nolibc"]}
+    assert len(nolibc) > 200 and nolibc["x86_64: nolibc: syscall.mmap_munmap_good"] == "PASS"
+    assert [n for n, s in nolibc.items() if s not in ("PASS", "Skipped")] == []
     summary = (run_dir / "summary.txt").read_text()
     assert "VERDICT: no failures" in summary and "build x86_64" in summary
     record = json.loads((run_dir / "results.json").read_text())

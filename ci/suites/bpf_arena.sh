@@ -1,0 +1,66 @@
+# Build the BPF selftests' test_progs for the kernel in $KBUILD (its vmlinux
+# BTF and UAPI headers), cross-compiled where CROSS_COMPILE says so, and put
+# it with the shared libraries it needs into $OUT/rootfs.
+# Exit 3 (infrastructure) when the toolchain cannot build the arena programs.
+# Optional: SYSROOT, target libraries (libelf, zlib, zstd) for a cross build.
+LLVM_BIN=$(ls -d /usr/lib/llvm-*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -n "$LLVM_BIN" ] && export PATH="$LLVM_BIN:$PATH"
+if ! command -v clang >/dev/null; then
+	echo "kseries: no clang in the toolchain image: the BPF selftests cannot be built"; exit 3
+fi
+clang --version | head -n 1
+if ! clang --target=bpf -mcpu=v3 -dM -E - </dev/null | grep -q __BPF_FEATURE_ADDR_SPACE_CAST; then
+	echo "kseries: this clang has no BPF address-space casts (LLVM >= 19): the arena programs would compile to skips"
+	exit 3
+fi
+CLANG_MAJOR=$(clang -dumpversion | cut -d. -f1)
+if [ "$CLANG_MAJOR" -lt "${MIN_CLANG:-22}" ]; then
+	echo "kseries: clang $CLANG_MAJOR is older than ${MIN_CLANG:-22}, which these selftests need"; exit 3
+fi
+pahole --version
+if [ ! -f "$KBUILD/vmlinux" ] || ! grep -q '^CONFIG_DEBUG_INFO_BTF=y' "$KBUILD/.config"; then
+	echo "kseries: $KBUILD has no vmlinux with BTF (CONFIG_DEBUG_INFO_BTF): check the suite's kernel fragment"; exit 3
+fi
+
+make -s -C "$SRC" O="$KBUILD" headers_install
+
+if [ -n "${SYSROOT:-}" ]; then
+	# cross build: target libraries and headers come from the unpacked sysroot
+	export CFLAGS="-I$SYSROOT/usr/include"
+	export LDFLAGS="-L$SYSROOT/usr/lib/$(${CROSS_COMPILE}gcc -dumpmachine)"
+fi
+mkdir -p "$OUT/build"
+make -C "$SRC/tools/testing/selftests/bpf" O="$KBUILD" OUTPUT="$OUT/build" \
+	KHDR_INCLUDES="-isystem $KBUILD/usr/include" BPF_STRICT_BUILD=0 \
+	-j"$JOBS" test_progs
+
+# the binary, then every shared library it needs, found like the target's ld.so would
+TRIPLET=$(${CROSS_COMPILE:-}gcc -dumpmachine)
+LIBDIRS="${SYSROOT:+$SYSROOT/usr/lib/$TRIPLET $SYSROOT/lib/$TRIPLET} /usr/$TRIPLET/lib /lib/$TRIPLET /usr/lib/$TRIPLET"
+rm -rf "$OUT/rootfs"
+mkdir -p "$OUT/rootfs/bin" "$OUT/rootfs/lib/$TRIPLET"
+cp "$OUT/build/test_progs" "$OUT/rootfs/bin/"
+${CROSS_COMPILE:-}strip --strip-debug "$OUT/rootfs/bin/test_progs"
+copy_libs() {
+	for lib in $(${CROSS_COMPILE:-}readelf -d "$1" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+		[ -e "$OUT/rootfs/lib/$TRIPLET/$lib" ] && continue
+		found=
+		for d in $LIBDIRS; do
+			if [ -e "$d/$lib" ]; then
+				cp -L "$d/$lib" "$OUT/rootfs/lib/$TRIPLET/$lib"
+				found=1
+				copy_libs "$d/$lib"
+				break
+			fi
+		done
+		[ -n "$found" ] || { echo "kseries: $lib (needed by $1) is in none of $LIBDIRS"; exit 3; }
+	done
+}
+copy_libs "$OUT/build/test_progs"
+INTERP=$(${CROSS_COMPILE:-}readelf -l "$OUT/build/test_progs" | sed -n 's/.*program interpreter: \(.*\)\]/\1/p')
+if [ -n "$INTERP" ]; then
+	mkdir -p "$OUT/rootfs$(dirname "$INTERP")"
+	cp -L "$(for d in $LIBDIRS; do [ -e "$d/$(basename "$INTERP")" ] && echo "$d/$(basename "$INTERP")" && break; done)" \
+		"$OUT/rootfs$INTERP"
+fi
+ls -lR "$OUT/rootfs"

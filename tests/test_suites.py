@@ -1,0 +1,105 @@
+"""Suites as data: selection per arch with reasons, console framing, nolibc-test parsing."""
+
+import pytest
+
+from pipeline import config, suites
+from pipeline.errors import UserError
+from pipeline.parsers import nolibc
+from pipeline.results import Status
+
+NOLIBC_OUTPUT = """\
+Running test 'startup'
+0 argc = 1                                                        [OK]
+1 argv_addr = <0x7ffd>                                            [OK]
+Errors during this test: 0
+
+Running test 'syscall'
+0 getpid = 1                                                      [OK]
+12 mmap_bad = <0xffffffffffffffff> -1 EINVAL                      [OK]
+13 munmap_bad = -1 EINVAL  != (0)                                [FAIL]
+14 chroot_root                                               [SKIPPED]
+15 getpid = 1                                                     [OK]
+[    2.345678] random: crng init done
+Errors during this test: 1
+"""
+
+
+def test_nolibc_lines_become_cases_with_group_and_detail():
+    got = nolibc(NOLIBC_OUTPUT.splitlines())
+    assert [(n, s) for n, s, _, _ in got] == [
+        ("startup.argc", Status.PASS), ("startup.argv_addr", Status.PASS),
+        ("syscall.getpid", Status.PASS), ("syscall.mmap_bad", Status.PASS),
+        ("syscall.munmap_bad", Status.FAIL), ("syscall.chroot_root", Status.SKIP),
+        ("syscall.getpid", Status.PASS)]
+    assert got[4][2] == "= -1 EINVAL != (0)"
+    assert "skipped" in got[5][2]
+
+
+def _console(body: str, end: str | None = "exit 0") -> list[str]:
+    lines = ["[ 0.5] Run /init as init process", "kseries-init: reached userspace: Linux 7.2 x86_64",
+             "kseries-init: suite nolibc start", *body.splitlines()]
+    if end:
+        lines.append(f"kseries-init: suite nolibc {end}")
+    return lines + ["kseries-init: done"]
+
+
+def test_results_name_cases_uniquely_and_keep_failures():
+    suite = config.load_suite("nolibc")
+    cases = suites.results(suite, "x86_64", _console(NOLIBC_OUTPUT, "exit 1"))
+    names = [c.name for c in cases]
+    assert "x86_64: nolibc: syscall.getpid#2" in names
+    assert len(names) == len(set(names)) == 7
+    failed = [c for c in cases if c.status == Status.FAIL]
+    assert [c.name for c in failed] == ["x86_64: nolibc: syscall.munmap_bad"]
+
+
+def test_suite_cut_short_is_a_failure_of_the_lane():
+    suite = config.load_suite("nolibc")
+    cases = suites.results(suite, "sh4", _console(NOLIBC_OUTPUT, end=None))
+    assert cases[-1].name == "sh4: nolibc: finished" and cases[-1].status == Status.FAIL
+    never = suites.results(suite, "sh4", ["Kernel panic - not syncing: VFS"])
+    assert [c.status for c in never] == [Status.FAIL] and "never started" in never[0].message
+
+
+def test_nonzero_exit_without_a_parsed_failure_is_not_hidden():
+    suite = config.load_suite("nolibc")
+    body = NOLIBC_OUTPUT.replace("[FAIL]", "[OK]")
+    cases = suites.results(suite, "arm64", _console(body, "signal 11"))
+    assert cases[-1].status == Status.FAIL and "signal 11" in cases[-1].message
+    silent = suites.results(suite, "arm64", _console("garbage\n", "exit 0"))
+    assert [c.status for c in silent] == [Status.ERROR]
+
+
+def test_selection_reports_reasons_for_arches_that_do_not_run_a_suite():
+    spec = config.load_series("page_mapped")
+    sh4 = config.resolve_arch("sh4")
+    runs, skips = suites.selected(spec, sh4)
+    assert [s.name for s in runs] == ["nolibc"]
+    plain = config.Arch(**{**sh4.__dict__, "suites": {}})
+    runs, skips = suites.selected(spec, plain)
+    assert runs == [] and "does not declare the suite 'nolibc'" in skips[0][1]
+
+
+def test_manifest_lists_suite_results_file_and_argv_with_selection():
+    x86 = config.resolve_arch("x86_64")
+    assert suites.manifest([config.load_suite("nolibc")], x86) == "nolibc - /bin/nolibc-test\n"
+    arena = config.load_suite("bpf_arena")
+    line = suites.manifest([arena], x86).split()
+    assert line[:2] == ["bpf_arena", arena.results]
+    assert line[line.index(arena.allow_flag) + 1] == ",".join(arena.allow)
+
+
+def test_results_file_is_cut_from_the_console():
+    lines = _console("#1 a:OK", "exit 0")
+    lines.insert(-1, "kseries-init: suite nolibc file-begin /tmp/r.json")
+    lines.insert(-1, '{"success": 1,')
+    lines.insert(-1, '"failed": 0}')
+    lines.insert(-1, "kseries-init: suite nolibc file-end")
+    part = suites.split_console(lines)["nolibc"]
+    assert part["end"] == "exit 0" and part["lines"] == ["#1 a:OK"]
+    assert part["file"] == '{"success": 1,\n"failed": 0}'
+
+
+def test_unknown_suite_is_a_user_error():
+    with pytest.raises(UserError, match="Unknown test suite 'nolibcc'.*Known suites: .*nolibc"):
+        config.load_suite("nolibcc")
