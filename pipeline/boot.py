@@ -121,7 +121,7 @@ def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path,
     """Boot, then let init run the suites: the guest gets the arch's boot timeout plus extra_seconds."""
     image = ctx.docker.ensure_image(config.load_image("qemu"), ctx.log("images.log"))
     accel, why = choose_accel(ctx, image, arch, lane, kernel, initrd)
-    ctx.progress.say("boot", arch.name, f"booting under {accel.upper()} ({why})")
+    ctx.progress.say("boot", lane.name, f"booting under {accel.upper()} ({why})")
     log = ctx.log(f"{lane.name}/{name}.log")
     log.unlink(missing_ok=True)
     timeout = arch.qemu.boot_timeout + extra_seconds

@@ -98,7 +98,7 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
                                [(p.name, p.read_bytes()) for p in sorted(frag_dir.iterdir())])).encode()).hexdigest()
     stamp = cfg_dir / ".kseries-config-key"
     if stamp.exists() and stamp.read_text() == key and (cfg_dir / ".config").exists():
-        ctx.progress.say("build", arch.name, "config unchanged (same tree, fragments and toolchain)")
+        ctx.progress.say("build", lane.name, "config unchanged (same tree, fragments and toolchain)")
         return cfg_dir / ".config"
     stamp.unlink(missing_ok=True)
     script = " && ".join([
@@ -135,7 +135,7 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
     """dirs names the kept config and O= directories (default: the series' name)."""
     image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
     start = time.monotonic()
-    ctx.progress.say("build", arch.name, "configuring")
+    ctx.progress.say("build", lane.name, "configuring")
     new_config = configure(ctx, image, src, arch, series, lane, dirs)
     config_seconds = time.monotonic() - start
     _, out_dir = lane_dirs(ctx, dirs or series.name, arch)
@@ -146,7 +146,7 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
     ccache = ctx.cache / "ccache"
     log = ctx.log(f"{lane.name}/build.log")
     counter = [0]
-    ctx.progress.say("build", arch.name, f"make -j{ctx.jobs} {arch.kernel.image_target}")
+    ctx.progress.say("build", lane.name, f"make -j{ctx.jobs} {arch.kernel.image_target}")
     outcome = ctx.docker.run(
         image,
         make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
@@ -154,7 +154,7 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
         env={"CCACHE_DIR": "/ccache", "CCACHE_MAXSIZE": "5G", "KBUILD_BUILD_TIMESTAMP": "kseries",
              "KBUILD_BUILD_USER": "kseries", "KBUILD_BUILD_HOST": "kseries"},
         mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), Mount(ccache, "/ccache", writable=True)],
-        on_line=ctx.progress.make_line("build", arch.name, counter),
+        on_line=ctx.progress.make_line("build", lane.name, counter),
     )
     seconds = time.monotonic() - start
     facts = {"config_seconds": round(config_seconds, 1), "make_seconds": round(outcome.seconds, 1),

@@ -44,7 +44,8 @@ def nolibc(lines: list[str], results: str | None = None) -> list[tuple[str, Stat
     return out
 
 
-TEST_PROGS_LINE = re.compile(r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+):(?P<status>OK|SKIP|FAIL)\b")
+TEST_PROGS_LINE = re.compile(
+    r"^#(?P<num>\d+)(?:/(?P<sub>\d+))?\s+(?P<name>[^\s:]+):(?P<status>OK|SKIP|FAIL)\b(?P<rest>.*)$")
 TEST_PROGS_STATUS = {"OK": Status.PASS, "SKIP": Status.SKIP, "FAIL": Status.FAIL}
 
 
@@ -52,8 +53,8 @@ def test_progs_json(lines: list[str], results: str | None = None) -> list[tuple[
     """BPF selftests' test_progs: one "#N[/M] test[/subtest]:OK|SKIP|FAIL" line per test and
     subtest on stdout; the -J file holds the summary counts and the logs of failed
     tests. The counts must agree with the lines, so a mangled console is an error."""
-    if results is None:
-        raise Unreadable("test_progs wrote no JSON results file (-J); it probably crashed")
+    if results is None or not results.strip():
+        raise Unreadable("test_progs wrote no JSON results (-J)")
     try:
         summary = json.loads(results)
     except json.JSONDecodeError as exc:
@@ -75,15 +76,20 @@ def test_progs_json(lines: list[str], results: str | None = None) -> list[tuple[
         message = ""
         if status == Status.FAIL:
             message = (log.strip().splitlines() or ["failed (no log)"])[-1][:300]
+        elif "not built" in m.group("rest"):
+            # its BPF objects did not compile: never a silent skip
+            status = Status.ERROR
+            message = "not built: its BPF programs did not compile with this toolchain and kernel config"
         elif status == Status.SKIP:
             message = "test_progs skipped it (a feature the test needs is missing)"
         out.append((name, status, message, log or line.strip()))
-    tops = [name for name, *_ in out if "/" not in name]
-    passed = sum(1 for name, st, *_ in out if "/" not in name and st == Status.PASS)
-    failed = sum(1 for name, st, *_ in out if "/" not in name and st == Status.FAIL)
-    if (passed, failed) != (summary.get("success"), summary.get("failed")) or not tops:
+    tops = [(name, st) for name, st, *_ in out if "/" not in name]
+    # test_progs counts a test that ran and skipped as a success; one not built as neither
+    ran_ok = sum(1 for _, st in tops if st in (Status.PASS, Status.SKIP))
+    failed = sum(1 for _, st in tops if st == Status.FAIL)
+    if (ran_ok, failed) != (summary.get("success"), summary.get("failed")) or not tops:
         raise Unreadable(
-            f"the console shows {passed} passed / {failed} failed of {len(tops)} tests but test_progs' JSON "
+            f"the console shows {ran_ok} run / {failed} failed of {len(tops)} tests but test_progs' JSON "
             f"says {summary.get('success')} / {summary.get('failed')}: the console output is incomplete"
         )
     return out

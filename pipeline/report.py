@@ -7,12 +7,21 @@ report can be regenerated from results.json alone.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_USER
 from .results import RunRecord, Status
+
+
+XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(text: str) -> str:
+    """Console and build output may carry escape codes; XML 1.0 cannot hold them."""
+    return XML_INVALID.sub("\ufffd", text)
 
 
 def junit(record: RunRecord, path: Path) -> None:
@@ -27,19 +36,19 @@ def junit(record: RunRecord, path: Path) -> None:
                 if len(suites) == 1:  # provenance once, on the first suite
                     for k, v in record.provenance.items():
                         suite.add_property(f"provenance.{k}", str(v))
-            tc = TestCase(case.name, classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
+            tc = TestCase(clean(case.name), classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
             if case.status == Status.FAIL:
-                result = Failure(case.message, type_="FAIL")
-                result.text = case.detail
+                result = Failure(clean(case.message), type_="FAIL")
+                result.text = clean(case.detail)
                 tc.result = [result]
             elif case.status == Status.ERROR:
-                result = Error(case.message, type_="ERROR")
-                result.text = case.detail
+                result = Error(clean(case.message), type_="ERROR")
+                result.text = clean(case.detail)
                 tc.result = [result]
             elif case.status == Status.SKIP:
-                tc.result = [Skipped(case.message)]
+                tc.result = [Skipped(clean(case.message))]
             if case.status == Status.PASS and (case.message or case.detail):
-                tc.system_out = "\n".join(x for x in (case.message, case.detail) if x)
+                tc.system_out = clean("\n".join(x for x in (case.message, case.detail) if x))
             suite.add_testcase(tc)
     for suite in suites.values():
         xml.add_testsuite(suite)

@@ -72,11 +72,11 @@ def build(ctx: Context, image: str, src: Path, kbuild: Path, arch: config.Arch, 
            "CCACHE_DIR": "/ccache", "CCACHE_MAXSIZE": "5G"}
     log = ctx.log(f"{lane.name}/suite-{suite.name}-build.log")
     name = f"{arch.name}: build {suite.name}"
-    ctx.progress.say("userspace", arch.name, f"building {suite.title}")
+    ctx.progress.say("userspace", lane.name, f"building {suite.title}")
     start = time.monotonic()
     outcome = ctx.docker.run(
         image, ["sh", "-eu", "/suite/" + suite.script.name], workdir="/out", log=log, timeout=suite.build_timeout,
-        env=env, on_line=ctx.progress.make_line("userspace", arch.name, [0]),
+        env=env, on_line=ctx.progress.make_line("userspace", lane.name, [0]),
         mounts=[Mount(src, "/src"), Mount(suite.script.parent, "/suite"), Mount(kbuild, "/kbuild", writable=True),
                 Mount(out, "/out", writable=True), Mount(ctx.cache / "ccache", "/ccache", writable=True)],
     )
@@ -161,13 +161,25 @@ def results(suite: config.Suite, arch: str, console_lines: list[str]) -> list[Ca
     try:
         parsed = parsers.PARSERS[suite.parser](part["lines"], part["file"])
     except parsers.Unreadable as exc:
+        tail = "\n".join(part["lines"][-40:])
+        if part["end"] is None or part["end"].startswith("signal"):
+            # it crashed or the kernel stopped under it: the kernel under test may be why
+            how = f"was killed by {part['end']}" if part["end"] else "did not finish"
+            return [Case(suite.name, f"{prefix}: finished", Status.FAIL, 0,
+                         f"the suite {how} before writing its results ({exc})", tail, arch)]
         return [Case(suite.name, f"{prefix}: results", Status.ERROR, 0,
-                     f"the suite's results could not be read: {exc}", "\n".join(part["lines"][-40:]), arch)]
+                     f"the suite's results could not be read: {exc}", tail, arch)]
     for name, status, message, output in parsed:
         seen[name] = seen.get(name, 0) + 1
         unique = name if seen[name] == 1 else f"{name}#{seen[name]}"
         cases.append(Case(suite.name, f"{prefix}: {unique}", status, 0, message, output, arch))
     tail = "\n".join(part["lines"][-40:])
+    ran = {c.name for c in cases}
+    for wanted in suite.allow:  # an allow-listed test that did not run is never silently dropped
+        if not any(ch in wanted for ch in "*?[") and f"{prefix}: {wanted}" not in ran:
+            cases.append(Case(suite.name, f"{prefix}: {wanted}", Status.FAIL, 0,
+                              "selected but did not run: the suite does not have it (did its build drop it?)",
+                              tail, arch))
     end = part["end"]
     if end is None:
         cases.append(Case(suite.name, f"{prefix}: finished", Status.FAIL, 0,

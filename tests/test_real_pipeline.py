@@ -66,8 +66,13 @@ def test_ci_x86_64_builds_boots_and_checks(ci_runs):
     nolibc = {n: s for n, s, _ in suites["nolibc"]}
     assert len(nolibc) > 200 and nolibc["x86_64: nolibc: syscall.mmap_munmap_good"] == "PASS"
     assert [n for n, s in nolibc.items() if s not in ("PASS", "Skipped")] == []
+    base = {n.split(": ")[-1]: s for n, s, _ in suites["base-nolibc"]}
+    assert base["syscall.mmap_munmap_good"] == "PASS"  # the same suite ran on the base
     summary = (run_dir / "summary.txt").read_text()
-    assert "VERDICT: no failures" in summary and "build x86_64" in summary
+    assert "VERDICT: no regressions" in summary and "build x86_64" in summary
+    record = json.loads((run_dir / "results.json").read_text())
+    kinds = {v["kind"] for v in record["verdicts"]}
+    assert "regression" not in kinds and "ok" in kinds
     record = json.loads((run_dir / "results.json").read_text())
     assert "linux-source-7.2" in record["provenance"].get("package", "") or "upstream" in record["provenance"]["base"]
     console = (run_dir / "x86_64" / "console.log").read_text()
@@ -81,6 +86,9 @@ def test_second_run_does_not_rebuild(ci_runs):
     assert second.returncode == 0, second.stdout[-3000:]
     record = json.loads((run_dir / "results.json").read_text())
     facts = next(s["facts"] for s in record["stages"] if s["stage"] == "build")
+    assert "reusing the base results cached under" in second.stdout
+    base_build = next(s for s in record["stages"] if s["stage"] == "base-build")
+    assert base_build["facts"]["reused"].startswith("baseline cache")
     log = (run_dir / "x86_64" / "build.log").read_text()
     compiled = [l for l in log.splitlines() if l.startswith("  CC ")]
     assert compiled == [], f"a rerun with nothing changed recompiled: {compiled[:5]}"

@@ -35,3 +35,17 @@ def test_junit_statuses(tmp_path):
     report.junit(record(1), tmp_path / "junit.xml")
     results = {c.name: type(c.result[0]).__name__ for s in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in s}
     assert results == {"x86_64: bzImage": "Failure", "sh4: boot": "Error"}
+
+
+def test_junit_survives_escape_codes_in_console_excerpts(tmp_path):
+    from junitparser import JUnitXml
+
+    from pipeline import report
+    from pipeline.results import Case, RunRecord, StageRecord, Status
+
+    record = RunRecord("r", "s", "t", ["x86_64"], "now")
+    record.stages.append(StageRecord("boot", "x86_64", Status.FAIL, 1, "m", cases=[
+        Case("boot", "x86_64: boot", Status.FAIL, 1, "bad \x1b[31mred\x1b[0m", "console \x00\x07 tail", "x86_64")]))
+    report.junit(record, tmp_path / "junit.xml")
+    case = next(iter(next(iter(JUnitXml.fromfile(str(tmp_path / "junit.xml"))))))
+    assert "red" in case.result[0].message and "tail" in case.result[0].text

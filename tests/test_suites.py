@@ -103,3 +103,49 @@ def test_results_file_is_cut_from_the_console():
 def test_unknown_suite_is_a_user_error():
     with pytest.raises(UserError, match="Unknown test suite 'nolibcc'.*Known suites: .*nolibc"):
         config.load_suite("nolibcc")
+
+
+TEST_PROGS_OUT = """\
+#5/1     arena_htab/arena_htab_llvm:OK
+#5/2     arena_htab/arena_htab_asm:OK
+#5       arena_htab:OK
+#6       arena_list:FAIL
+#7       arena_spin_lock:SKIP
+Summary: 1/2 PASSED, 1 SKIPPED, 1 FAILED
+
+All error logs:
+#6       arena_list:FAIL
+"""
+TEST_PROGS_JSON = ('{"success": 2, "success_subtest": 2, "skipped": 1, "failed": 1, "results": ['
+                   '{"name": "arena_list", "number": 6, "message": "test_arena_list:FAIL:expected 5 got 4\\n", '
+                   '"failed": true, "subtests": []}]}')
+
+
+def test_test_progs_lines_and_json_agree():
+    from pipeline.parsers import test_progs_json
+
+    got = test_progs_json(TEST_PROGS_OUT.splitlines(), TEST_PROGS_JSON)
+    assert [(n, s) for n, s, _, _ in got] == [
+        ("arena_htab/arena_htab_llvm", Status.PASS), ("arena_htab/arena_htab_asm", Status.PASS),
+        ("arena_htab", Status.PASS), ("arena_list", Status.FAIL), ("arena_spin_lock", Status.SKIP)]
+    assert got[3][2] == "test_arena_list:FAIL:expected 5 got 4"
+
+
+def test_test_progs_mangled_or_missing_json_is_unreadable():
+    from pipeline.parsers import Unreadable, test_progs_json
+
+    with pytest.raises(Unreadable, match="no JSON"):
+        test_progs_json(TEST_PROGS_OUT.splitlines(), None)
+    with pytest.raises(Unreadable, match="incomplete"):
+        test_progs_json(TEST_PROGS_OUT.splitlines()[3:], TEST_PROGS_JSON)
+
+
+def test_selected_test_that_did_not_run_fails():
+    arena = config.load_suite("bpf_arena")
+    lines = ["kseries-init: suite bpf_arena start", *TEST_PROGS_OUT.splitlines(),
+             "kseries-init: suite bpf_arena exit 1", "kseries-init: suite bpf_arena file-begin /tmp/x",
+             TEST_PROGS_JSON, "kseries-init: suite bpf_arena file-end"]
+    cases = suites.results(arena, "x86_64", lines)
+    missing = [c for c in cases if "did not run" in c.message]
+    assert {c.name for c in missing} >= {"x86_64: bpf_arena: arena_atomics", "x86_64: bpf_arena: verifier_arena"}
+    assert all(c.status == Status.FAIL for c in missing)

@@ -24,13 +24,33 @@ fi
 
 make -s -C "$SRC" O="$KBUILD" headers_install
 
+# The selftests' Makefile writes generated headers into its own directory, and
+# the tree is read-only: build in a mirror of the tree made of symlinks, with
+# tools/testing/selftests/bpf itself a real copy (rsync keeps mtimes, so make
+# stays incremental between runs).
+TREE="$OUT/tree"
+mirror() {
+	if [ "$1" = . ]; then rm -rf "$TREE"; else rm -rf "${TREE:?}/$1"; fi
+	mkdir -p "$TREE/$1"
+	for entry in "$SRC/$1"/* "$SRC/$1"/.[!.]*; do
+		[ -e "$entry" ] && ln -s "$entry" "$TREE/$1/${entry##*/}"
+	done
+	return 0
+}
+mirror .
+mirror tools
+mirror tools/testing
+mirror tools/testing/selftests
+rm -f "$TREE/tools/testing/selftests/bpf"
+rsync -a --delete "$SRC/tools/testing/selftests/bpf/" "$TREE/tools/testing/selftests/bpf/"
+
 if [ -n "${SYSROOT:-}" ]; then
 	# cross build: target libraries and headers come from the unpacked sysroot
 	export CFLAGS="-I$SYSROOT/usr/include"
 	export LDFLAGS="-L$SYSROOT/usr/lib/$(${CROSS_COMPILE}gcc -dumpmachine)"
 fi
 mkdir -p "$OUT/build"
-make -C "$SRC/tools/testing/selftests/bpf" O="$KBUILD" OUTPUT="$OUT/build" \
+make -C "$TREE/tools/testing/selftests/bpf" O="$KBUILD" OUTPUT="$OUT/build" \
 	KHDR_INCLUDES="-isystem $KBUILD/usr/include" BPF_STRICT_BUILD=0 \
 	-j"$JOBS" test_progs
 
