@@ -151,19 +151,29 @@ class Pipeline:
     def baseline(self, arch: config.Arch, base, guests) -> list:
         """The base lane for arch: reused from the cache, or built and run (and then cached)."""
         ctx = self.ctx
-        image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
-        key = baseline.key(self.spec, arch, base.commit, image)
-        cached = baseline.load(ctx.cache, key)
+        found: dict = {}
+
+        def do_lookup():
+            image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+            key = baseline.key(self.spec, arch, base.commit, image)
+            found.update(key=key, cached=baseline.load(ctx.cache, key))
+            if found["cached"] is not None:
+                return Status.PASS, f"reusing the base results cached under {key}: no base build, no base boot", \
+                    [], {"key": key, "reused": True}
+            return Status.PASS, f"no cached base results ({key}): building and testing the base", [], \
+                {"key": key, "reused": False}
+
+        rec = self.stage("baseline", arch.name, do_lookup)
+        if rec.status != Status.PASS:
+            return []
+        key, cached = found["key"], found["cached"]
         if cached is not None:
-            for rec in cached:
-                rec.facts["reused"] = f"baseline cache {key}"
+            for stage_rec in cached:
+                stage_rec.facts["reused"] = f"baseline cache {key}"
             with self.lock:
                 self.record.stages += cached
                 self.persist()
-            ctx.progress.say("baseline", arch.name, f"reusing the base results cached under {key}: "
-                                                     "no base build, no base boot")
             return []
-        ctx.progress.say("baseline", arch.name, f"no cached base results ({key}): building and testing the base")
         tree = apply.worktree(ctx, base.repo, f"{baseline.PREFIX}{base.commit[:12]}", base.commit)[0]
         lane = self.prepare(arch, tree, f"{baseline.PREFIX}{base.commit[:12]}", baseline.PREFIX)
         if lane is None:
