@@ -57,12 +57,7 @@ def load(cache: Path, cache_key: str) -> list[StageRecord] | None:
     path = cache_path(cache, cache_key)
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
-    out = []
-    for s in data["stages"]:
-        cases = [Case(**{**c, "status": Status(c["status"])}) for c in s.pop("cases")]
-        out.append(StageRecord(**{**s, "status": Status(s["status"]), "cases": cases}))
-    return out
+    return [StageRecord.from_dict(s) for s in json.loads(path.read_text())["stages"]]
 
 
 def save(cache: Path, cache_key: str, stages: list[StageRecord], run_id: str) -> None:

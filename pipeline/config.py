@@ -202,6 +202,20 @@ def _names(kind: str, root: Path) -> list[str]:
     return sorted(p.stem for p in (root / kind).glob("*.yaml"))
 
 
+def _same_name(path: Path, declared: str, name: str) -> None:
+    if declared != name:
+        raise UserError(f"{path} declares name '{declared}' but its file name says '{name}'. Make them agree.")
+
+
+def _find(kind: str, name: str, root: Path, what: str, plural: str, fix: str) -> Path:
+    """configs/<kind>/<name>.yaml, or a user error listing the known names and the fix."""
+    path = root / kind / f"{name}.yaml"
+    if not path.exists():
+        raise UserError(f"Unknown {what} '{name}': there is no {path}. Known {plural}: "
+                        f"{', '.join(_names(kind, root)) or 'none'}. {fix}")
+    return path
+
+
 def load_arch(name: str, root: Path | None = None) -> Arch:
     root = root or CONFIGS
     path = root / "arches" / f"{name}.yaml"
@@ -212,8 +226,7 @@ def load_arch(name: str, root: Path | None = None) -> Arch:
             k: build(SuiteUse, v, f"{path}: suites.{k}") for k, v in data["suites"].items()
         }
     arch = build(Arch, data, str(path))
-    if arch.name != name:
-        raise UserError(f"{path} declares name '{arch.name}' but its file name says '{name}'. Make them agree.")
+    _same_name(path, arch.name, name)
     return arch
 
 
@@ -238,19 +251,10 @@ def resolve_arch(name: str, root: Path | None = None) -> Arch:
     )
 
 
-def series_names(root: Path | None = None) -> list[str]:
-    return _names("series", root or CONFIGS)
-
-
 def load_series(name: str, root: Path | None = None) -> Series:
     root = root or CONFIGS
-    path = root / "series" / f"{name}.yaml"
-    if not path.exists():
-        raise UserError(
-            f"Unknown series '{name}': there is no {path}. Known series: "
-            f"{', '.join(series_names(root)) or 'none'}. Pass one of them to --series, "
-            "or write configs/series/<name>.yaml."
-        )
+    path = _find("series", name, root, "series", "series",
+                 "Pass one of them to --series, or write configs/series/<name>.yaml.")
     series = build(Series, read_yaml(path), str(path))
     series = dataclasses.replace(series, path=path)
     if not series.patch_dir.is_dir():
@@ -265,22 +269,13 @@ def load_series(name: str, root: Path | None = None) -> Series:
 BUILTIN_TESTS = ("boot", "console")
 
 
-def suite_names(root: Path | None = None) -> list[str]:
-    return _names("suites", root or CONFIGS)
-
-
 def load_suite(name: str, root: Path | None = None) -> Suite:
     root = root or CONFIGS
-    path = root / "suites" / f"{name}.yaml"
-    if not path.exists():
-        raise UserError(
-            f"Unknown test suite '{name}': there is no {path}. Known suites: "
-            f"{', '.join(suite_names(root)) or 'none'} (and the built-in {', '.join(BUILTIN_TESTS)}). "
-            "Fix the series' 'tests' list or the arch's 'suites', or add the suite's YAML."
-        )
+    path = _find("suites", name, root, "test suite", "suites",
+                 f"The built-in tests are {', '.join(BUILTIN_TESTS)}. Fix the series' 'tests' list or the "
+                 "arch's 'suites', or add the suite's YAML.")
     suite = dataclasses.replace(build(Suite, read_yaml(path), str(path)), path=path)
-    if suite.name != name:
-        raise UserError(f"{path} declares name '{suite.name}' but its file name says '{name}'. Make them agree.")
+    _same_name(path, suite.name, name)
     from .parsers import PARSERS
 
     if suite.parser not in PARSERS:

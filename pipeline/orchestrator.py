@@ -186,7 +186,7 @@ class Pipeline:
 
         dirs names the kept build directories; tree is "" for the series, "base-" for the base."""
         ctx, spec = self.ctx, self.spec
-        lane_dir = self.run_dir / (f"{tree}{arch.name}" if tree else arch.name)
+        lane_dir = self.run_dir / f"{tree}{arch.name}"
         lane_dir.mkdir(exist_ok=True)
         runs, not_here = suites.selected(spec, arch)
         for suite, why in not_here:

@@ -53,6 +53,11 @@ class StageRecord:
     cases: list[Case] = field(default_factory=list)
     facts: dict = field(default_factory=dict)  # timings, accel, cache use, ...
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "StageRecord":
+        cases = [Case(**{**c, "status": Status(c["status"])}) for c in data["cases"]]
+        return cls(**{**data, "status": Status(data["status"]), "cases": cases})
+
 
 @dataclass
 class RunRecord:
@@ -77,11 +82,7 @@ class RunRecord:
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
         data = json.loads(path.read_text())
-        stages = []
-        for s in data.pop("stages"):
-            cases = [Case(**{**c, "status": Status(c["status"])}) for c in s.pop("cases")]
-            stages.append(StageRecord(**{**s, "status": Status(s["status"]), "cases": cases}))
-        return cls(**data, stages=stages)
+        return cls(**{**data, "stages": [StageRecord.from_dict(s) for s in data["stages"]]})
 
     def stage(self, name: str, arch: str = "") -> StageRecord | None:
         for s in self.stages:
