@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config
+from . import config, diagnostics
 from .container import Mount
 from .context import Context
 from .errors import InfraError, UserError
@@ -131,8 +131,10 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
     return cfg_dir / ".config"
 
 
-def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane: Path, dirs: str = "") -> Built:
-    """dirs names the kept config and O= directories (default: the series' name)."""
+def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane: Path, dirs: str = "",
+        step: str = "") -> Built:
+    """dirs names the kept config and O= directories (default: the series' name); step names an
+    intermediate state of the series ("patch 1/3"), built into the same directories."""
     image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
     start = time.monotonic()
     ctx.progress.say("build", lane.name, "configuring")
@@ -144,9 +146,11 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
     if not old.exists() or old.read_bytes() != new_config.read_bytes():
         shutil.copy(new_config, old)
     ccache = ctx.cache / "ccache"
-    log = ctx.log(f"{lane.name}/build.log")
+    log_name = f"build-{step.replace(' ', '-').replace('/', 'of')}.log" if step else "build.log"
+    log = ctx.log(f"{lane.name}/{log_name}")
+    log.unlink(missing_ok=True)
     counter = [0]
-    ctx.progress.say("build", lane.name, f"make -j{ctx.jobs} {arch.kernel.image_target}")
+    ctx.progress.say("build", lane.name, f"{step + ': ' if step else ''}make -j{ctx.jobs} {arch.kernel.image_target}")
     outcome = ctx.docker.run(
         image,
         make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
@@ -157,11 +161,12 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
         on_line=ctx.progress.make_line("build", lane.name, counter),
     )
     seconds = time.monotonic() - start
+    warnings = diagnostics.warning_set(diagnostics.update(out_dir, log.read_text(errors="replace")))
     facts = {"config_seconds": round(config_seconds, 1), "make_seconds": round(outcome.seconds, 1),
-             "kbuild_steps": counter[0], "jobs": ctx.jobs, "image": image}
-    name = f"{arch.name}: {arch.kernel.image_target}"
-    shutil.copy(old, lane / "config")
-    shutil.copy(log, lane / "build.log")
+             "kbuild_steps": counter[0], "jobs": ctx.jobs, "image": image, "warnings": sorted(warnings)}
+    name = f"{arch.name}: {step or arch.kernel.image_target}"
+    shutil.copy(old, lane / ("config" if not step else f"config-{log_name[6:-4]}"))
+    shutil.copy(log, lane / log_name)
     if outcome.timed_out:
         case = Case("build", name, Status.ERROR, seconds, "make did not finish within 3 h", arch=arch.name)
         return Built(False, case, facts=facts)
@@ -173,7 +178,9 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
                         "make was killed (out of memory?): infrastructure, not the series",
                         "\n".join(text[-40:]), arch=arch.name)
         else:
-            case = Case("build", name, Status.FAIL, seconds, f"make exited {outcome.exit_code}",
+            first = next((d for d in diagnostics.parse("\n".join(text)) if d.kind == "error"), None)
+            case = Case("build", name, Status.FAIL, seconds,
+                        f"make exited {outcome.exit_code}" + (f": {first}" if first else ""),
                         "\n".join(errors or text[-40:]), arch=arch.name)
         return Built(False, case, facts=facts)
     built = out_dir / arch.kernel.image_path
@@ -181,6 +188,10 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
         case = Case("build", name, Status.FAIL, seconds, f"make succeeded but {arch.kernel.image_path} is missing",
                     arch=arch.name)
         return Built(False, case, facts=facts)
+    if step:  # an intermediate state: that it builds is the result; its image is not kept
+        return Built(True, Case("build", name, Status.PASS, seconds,
+                                f"built in {seconds:.0f} s ({counter[0]} kbuild steps)", arch=arch.name),
+                     None, out_dir, facts)
     image_copy = lane / built.name
     shutil.copy(built, image_copy)
     facts["image_bytes"] = image_copy.stat().st_size

@@ -78,6 +78,9 @@ class Suite:
     fragments: tuple[str, ...] = ()  # kernel config the suite needs, on lanes where it runs
     timeout: int = 300  # guest seconds the suite may take
     build_timeout: int = 1800
+    # every selected test must really run: a SKIP means the lane's kernel config or
+    # guest lacks something the test needs, an ERROR of the set-up (never a pass)
+    must_run: bool = False
     path: Path = Path()
 
     @property
@@ -114,6 +117,18 @@ class Base:
 
 
 @dataclass(frozen=True)
+class Checkpatch:
+    """scripts/checkpatch.pl policy: the lowest level that fails a patch, and what to pass it."""
+    fail_on: str = "error"  # error | warning | check | never
+    ignore: tuple[str, ...] = ()  # checkpatch types, e.g. FILE_PATH_CHANGES
+    args: tuple[str, ...] = ()  # e.g. [--strict]
+
+    def __post_init__(self):
+        if self.fail_on not in ("error", "warning", "check", "never"):
+            raise UserError(f"checkpatch.fail_on is '{self.fail_on}': use error, warning, check or never.")
+
+
+@dataclass(frozen=True)
 class Series:
     name: str
     title: str
@@ -124,6 +139,7 @@ class Series:
     fragments: tuple[str, ...] = ()  # extra kconfig fragments for every arch
     tests: tuple[str, ...] = ("boot",)
     lore_url: str = "https://lore.kernel.org/all"
+    checkpatch: Checkpatch = Checkpatch()
     path: Path = Path()
 
     @property
@@ -183,7 +199,10 @@ def build(cls, data, where: str):
                 raise UserError(f"{where} lacks the required key '{name}'. Add it to the YAML.")
             continue
         kwargs[name] = _convert(hints[name], data[name], f"{where}: '{name}'")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc.message}") from None
 
 
 def read_yaml(path: Path):

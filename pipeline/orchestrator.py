@@ -1,6 +1,6 @@
 """Runs the stages in order, times each, persists each result as it finishes.
 
-source -> apply -> per arch lane: build -> userspace -> boot -> check -> suites -> report.
+source -> apply -> symbols, checkpatch -> per arch lane: build -> userspace -> boot -> check -> suites -> report.
 A stage whose dependency failed is SKIP with the reason; an infrastructure
 error in one lane is that lane's ERROR and the other lanes still run.
 
@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import apply, baseline, boot, build, check, config, initramfs, patches, report, source, suites
+from . import apply, baseline, bisect, boot, build, check, checkpatch, config, initramfs, patches, report, source, suites, symbols
 from .context import Context, cache_root
 from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_OK, EXIT_USER, KseriesError
 from .progress import Progress
@@ -63,6 +63,8 @@ class Pipeline:
         self.start = time.monotonic()
         self.lock = threading.RLock()
         self.errors: list[KseriesError] = []
+        self.applied: apply.Applied | None = None
+        self.patches: list = []
 
     def persist(self) -> None:
         with self.lock:
@@ -125,10 +127,27 @@ class Pipeline:
             def do_apply():
                 nonlocal applied
                 applied = apply.run(ctx, state["base"].repo, spec.name, state["base"].commit, state["series"])
+                self.applied, self.patches = applied, state["series"].patches
                 self.record.provenance["tip"] = applied.commits[-1] if applied.commits else ""
                 status = Status.PASS if applied.ok else Status.FAIL
                 return status, applied.message or f"{len(applied.commits)} patches applied", applied.cases, {}
             self.stage("apply", "", do_apply)
+        if applied is not None and applied.commits:
+            def do_symbols():
+                cases = symbols.check(ctx, applied.worktree, state["series"].patches, applied.commits)
+                status = Status.worst([Status.PASS, *(c.status for c in cases)])
+                failed = [c.name for c in cases if c.status == Status.FAIL]
+                return status, "; ".join(failed) or f"{len(cases)} removed symbol(s), none still used", cases, {}
+            self.stage("symbols", "", do_symbols)
+
+            def do_checkpatch():
+                cases = checkpatch.run(ctx, state["base"].repo, state["base"].commit, applied.worktree,
+                                       state["series"].patches[:len(applied.commits)], spec.checkpatch)
+                status = Status.worst([Status.PASS, *(c.status for c in cases)])
+                bad = [f"{c.name}: {c.message}" for c in cases if c.status != Status.PASS]
+                clean = sum(1 for c in cases if c.message == "clean")
+                return status, "; ".join(bad) or f"{len(cases)} patch(es), {clean} clean", cases, {}
+            self.stage("checkpatch", "", do_checkpatch)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guest") as guests:
             runs = []
             for arch in self.arches:
@@ -193,12 +212,26 @@ class Pipeline:
             self.skip(tree + suite.name, arch.name, f"{suite.title} does not apply on {arch.name}: {why}")
         lane: dict = {"dir": lane_dir, "src": src, "suites": []}
 
+        steps = []
+        commits = self.applied.commits if self.applied is not None else []
+        if not tree and len(commits) > 1:
+            def do_steps():
+                image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+                steps.extend(bisect.intermediate(ctx, src, arch, spec, lane_dir, self.patches, commits, dirs, image))
+                built = sum(1 for s in steps if not s.reused)
+                status = Status.worst([Status.PASS, *(s.status for s in steps if s.status != Status.FAIL)])
+                return status, f"{len(steps)} intermediate state(s): {built} built, {len(steps) - built} reused", \
+                    [], {"built": built, "seconds": round(sum(s.seconds for s in steps if not s.reused), 1)}
+            self.stage("steps", arch.name, do_steps)
+
         def do_build():
             b = build.run(ctx, src, arch, spec, lane_dir, dirs=dirs)
             lane["build"] = b
             return b.case.status, b.case.message, [b.case], b.facts
 
         rec = self.stage(tree + "build", arch.name, do_build)
+        if not tree and commits:
+            self.bisect_cases(arch, steps, lane.get("build"))
         if rec.status != Status.PASS:
             for name in ("userspace", "boot", "check", *(s.name for s in runs)):
                 self.skip(tree + name, arch.name, f"the {arch.name} kernel build did not pass")
@@ -227,6 +260,20 @@ class Pipeline:
                 self.skip(tree + name, arch.name, f"the {arch.name} initramfs could not be made")
             return None
         return lane
+
+    def bisect_cases(self, arch: config.Arch, steps: list, tip) -> None:
+        """One build and one warnings testcase per patch: the intermediate steps, then the tip."""
+        if tip is not None:
+            last = self.patches[len(steps)]
+            steps = [*steps, bisect.Step(last.label, last.subject, tip.case.status, round(tip.case.seconds, 1),
+                                         tip.case.message, tip.case.detail, tip.facts.get("warnings", []))]
+        with self.lock:
+            base = next((s.facts.get("warnings") for s in self.record.stages
+                         if s.stage == baseline.PREFIX + "build" and s.arch == arch.name), None)
+        cases = bisect.cases(arch.name, steps, base)
+        status = Status.worst([Status.PASS, *(c.status for c in cases)])
+        bad = [c.message for c in cases if c.status == Status.FAIL]
+        self.stage("bisect", arch.name, lambda: (status, "; ".join(bad) or f"{len(steps)} patch(es) build", cases, {}))
 
     def guest(self, arch: config.Arch, lane: dict, tree: str) -> None:
         """Boot the lane's kernel, scan its console, read each suite's results; a failing
@@ -258,7 +305,7 @@ class Pipeline:
         results = {s.name: suites.results(s, arch.name, lines) for s in lane["suites"]}
         failed = {(n, c.name) for n, cases in results.items() for c in cases if c.status == Status.FAIL}
         if failed and booted["b"].ok:
-            ctx.progress.say("boot", arch.name, f"{len(failed)} test(s) failed: running the guest once more "
+            ctx.progress.say("boot", tree + arch.name, f"{len(failed)} test(s) failed: running the guest once more "
                                                 "to tell flaky tests from real failures")
             retry = self.stage(tree + "boot-retry", arch.name, lambda: do_boot("-retry"))
             if "b-retry" in booted and retry.status == Status.PASS:

@@ -75,7 +75,9 @@ def test_progs_json(lines: list[str], results: str | None = None) -> list[tuple[
         log = logs.get(name, "")
         message = ""
         if status == Status.FAIL:
-            message = (log.strip().splitlines() or ["failed (no log)"])[-1][:300]
+            logged = log.strip().splitlines()
+            failing = [x for x in logged if ":FAIL:" in x]  # the failed assertion, not the last check
+            message = (failing or logged or ["failed (no log)"])[0 if failing else -1][:300]
         elif "not built" in m.group("rest"):
             # its BPF objects did not compile: never a silent skip
             status = Status.ERROR

@@ -172,6 +172,11 @@ def results(suite: config.Suite, arch: str, console_lines: list[str]) -> list[Ca
     for name, status, message, output in parsed:
         seen[name] = seen.get(name, 0) + 1
         unique = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        if suite.must_run and status == Status.SKIP:
+            status, message = Status.ERROR, (
+                f"skipped ({message or 'no reason given'}), but {suite.name} requires every selected test to run: "
+                "the lane's kernel config or guest lacks what it needs (fix the suite's fragments, "
+                "or deny the test for this arch in its YAML)")
         cases.append(Case(suite.name, f"{prefix}: {unique}", status, 0, message, output, arch))
     tail = "\n".join(part["lines"][-40:])
     ran = {c.name for c in cases}

@@ -1,9 +1,11 @@
 """The real tier: real git on the real kernel tree, make in a real container, real QEMU.
 
 Cold (fresh machine) this downloads Debian's linux-source-7.2 once and builds
-a lean x86_64 kernel (~5 min on 2 cores); warm it reuses the caches.
+lean BTF x86_64 kernels and test_progs for the base and the series (~25 min
+on 2 cores); warm it reuses the caches.
 """
 
+import dataclasses
 import json
 import shutil
 import stat
@@ -68,6 +70,20 @@ def test_ci_x86_64_builds_boots_and_checks(ci_runs):
     assert [n for n, s in nolibc.items() if s not in ("PASS", "Skipped")] == []
     base = {n.split(": ")[-1]: s for n, s, _ in suites["base-nolibc"]}
     assert base["syscall.mmap_munmap_good"] == "PASS"  # the same suite ran on the base
+    assert [(n, s) for n, s, _ in suites["symbols"]] == [
+        ("patch 3/3: removes function page_mapped (include/linux/mm.h)", "PASS")]
+    assert [s for _, s, _ in suites["checkpatch"]] == ["PASS"] * 3
+    assert [(n, s) for n, s, _ in suites["bisect"]] == [
+        (f"x86_64: patch {k}/3: {what}", "PASS") for k in (1, 2, 3) for what in ("build", "warnings")]
+    arena = {n.split(": ", 2)[2]: s for n, s, _ in suites["bpf_arena"]}
+    for test in ("arena_htab", "arena_list", "arena_atomics", "arena_spin_lock", "arena_strsearch",
+                 "verifier_arena", "verifier_arena_large"):
+        assert arena.get(test) == "PASS", (test, arena.get(test))  # ran, not skipped
+    assert [n for n, s in arena.items() if s != "PASS"] == []
+    assert any("/" in n for n in arena)  # subtests are testcases too
+    base_arena = {n.split(": ", 2)[2]: s for n, s, _ in suites["base-bpf_arena"]}
+    assert base_arena.keys() == arena.keys()
+    assert ("x86_64: build bpf_arena", "PASS") in [(n, s) for n, s, _ in suites["userspace"]]
     summary = (run_dir / "summary.txt").read_text()
     assert "VERDICT: no regressions" in summary and "build x86_64" in summary
     record = json.loads((run_dir / "results.json").read_text())
@@ -162,3 +178,28 @@ def test_conflicting_series_is_blamed_at_the_right_patch(tmp_path):
     assert "patch 2/2 'mm: remove page_mapped()'" in failure.message and "mm/rmap.c" in failure.message
     assert suites["build"][0][1] == "Skipped"
     assert "VERDICT: the series is blamed" in proc.stdout
+
+
+def test_removal_applied_before_its_callers_names_them(ci_runs, tmp_path):
+    """The static check on the real tree: patch 3 (the removal) moved first."""
+    from pipeline import symbols
+
+    spec = config.load_series("page_mapped")
+    ctx = Context(tmp_path / "run", cache_root(), Runner(tmp_path / "commands.log"), Progress())
+    series = patches.load_patch_dir(spec.patch_dir, spec.title, "offline")
+    base = source.ensure_base(ctx, spec)
+    reordered = [series.patches[2], series.patches[0], series.patches[1]]
+    commits, parent = [], base.commit
+    for patch in reordered:
+        tree = source.apply_to_tree(ctx, base.repo, f"{parent}^{{tree}}", [patch.path])
+        parent = ctx.runner.git(base.repo, "commit-tree", tree, "-p", parent, "-m", patch.subject,
+                                env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                                     "GIT_COMMITTER_EMAIL": "t@t"}).output.strip()
+        commits.append(parent)
+    labels = [dataclasses.replace(p, index=i) for i, p in enumerate(reordered, 1)]
+    cases = symbols.check(ctx, base.repo, labels, commits)
+    assert [(c.name, c.status.value) for c in cases] == [
+        ("patch 1/3: removes function page_mapped (include/linux/mm.h)", "FAIL")]
+    left = [line.split(":")[0] for line in cases[0].detail.splitlines()]
+    assert left == ["arch/sh/mm/cache-sh4.c", "kernel/bpf/arena.c"]
+    assert "2 reference(s) to page_mapped remain after patch 1/3, first arch/sh/mm/cache-sh4.c:" in cases[0].message

@@ -149,3 +149,18 @@ def test_selected_test_that_did_not_run_fails():
     missing = [c for c in cases if "did not run" in c.message]
     assert {c.name for c in missing} >= {"x86_64: bpf_arena: arena_atomics", "x86_64: bpf_arena: verifier_arena"}
     assert all(c.status == Status.FAIL for c in missing)
+
+
+def test_skip_in_a_must_run_suite_is_an_error_not_a_pass():
+    arena = config.load_suite("bpf_arena")
+    assert arena.must_run  # the lean kernel config must run every selected arena test
+    lines = ["kseries-init: suite bpf_arena start", *TEST_PROGS_OUT.splitlines(),
+             "kseries-init: suite bpf_arena exit 1", "kseries-init: suite bpf_arena file-begin /tmp/x",
+             TEST_PROGS_JSON, "kseries-init: suite bpf_arena file-end"]
+    cases = {c.name: c for c in suites.results(arena, "x86_64", lines)}
+    skipped = cases["x86_64: bpf_arena: arena_spin_lock"]
+    assert skipped.status == Status.ERROR and "requires every selected test to run" in skipped.message
+    nolibc_suite = config.load_suite("nolibc")
+    lines = ["kseries-init: suite nolibc start", *NOLIBC_OUTPUT.splitlines(), "kseries-init: suite nolibc exit 1"]
+    got = {c.name: c.status for c in suites.results(nolibc_suite, "sh4", lines)}
+    assert got["sh4: nolibc: syscall.chroot_root"] == Status.SKIP  # nolibc may skip

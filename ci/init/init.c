@@ -12,6 +12,11 @@
  * so the host can tell a suite that finished from one the kernel cut short;
  * a results file the suite wrote (e.g. JSON) follows, framed by
  *   kseries-init: suite NAME file-begin / file-end
+ *
+ * While suites run, the console shows only kernel messages of level ERR and
+ * above (oopses, stalls, lockups, panics), so late boot chatter cannot split
+ * a test's output line; the whole kernel log (warnings included) follows the
+ * suites, framed by kseries-init: kernel-log begin / end, for the splat scan.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,12 +26,37 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_MANIFEST 4096
 #define MAX_ARGS 32
+#define KLOG_MAX (1 << 20)
+/* syslog(2) actions */
+#define KLOG_READ_ALL 3
+#define KLOG_CONSOLE_LEVEL 8
+
+static long klog(int action, char *buf, long len)
+{
+	return syscall(__NR_syslog, action, buf, len);
+}
+
+static void dump_kernel_log(void)
+{
+	static char buf[KLOG_MAX];
+	long n = klog(KLOG_READ_ALL, buf, sizeof(buf));
+
+	printf("kseries-init: kernel-log begin\n");
+	fflush(stdout);
+	if (n > 0)
+		write(1, buf, n);
+	else
+		printf("kseries-init: note: the kernel log could not be read (%ld)\n", n);
+	printf("\nkseries-init: kernel-log end\n");
+	fflush(stdout);
+}
 
 static void prepare(void)
 {
@@ -138,12 +168,16 @@ int main(int argc, char **argv, char **envp)
 		close(fd);
 	}
 	manifest[len] = '\0';
+	if (len > 0)
+		klog(KLOG_CONSOLE_LEVEL, 0, 4);	/* console: ERR and worse only */
 	for (line = manifest; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		run_suite(line, envp);
 	}
+	if (len > 0)
+		dump_kernel_log();
 	printf("kseries-init: done\n");
 	fflush(stdout);
 	/*

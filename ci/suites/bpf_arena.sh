@@ -77,6 +77,11 @@ copy_libs() {
 	done
 }
 copy_libs "$OUT/build/test_progs"
+# glibc dlopens libgcc_s for pthread_exit and thread cancellation (arena_spin_lock's threads)
+for d in $LIBDIRS; do
+	if [ -e "$d/libgcc_s.so.1" ]; then cp -L "$d/libgcc_s.so.1" "$OUT/rootfs/lib/$TRIPLET/"; break; fi
+done
+[ -e "$OUT/rootfs/lib/$TRIPLET/libgcc_s.so.1" ] || { echo "kseries: libgcc_s.so.1 is in none of $LIBDIRS"; exit 3; }
 INTERP=$(${CROSS_COMPILE:-}readelf -l "$OUT/build/test_progs" | sed -n 's/.*program interpreter: \(.*\)\]/\1/p')
 if [ -n "$INTERP" ]; then
 	mkdir -p "$OUT/rootfs$(dirname "$INTERP")"
