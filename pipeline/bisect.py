@@ -11,7 +11,6 @@ patch's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,10 +34,7 @@ class Step:
 
 def step_key(ctx: Context, repo: Path, commit: str, arch: config.Arch, spec: config.Series, image: str) -> str:
     tree = ctx.runner.git(repo, "rev-parse", f"{commit}^{{tree}}").output.strip()
-    frags = [(p.name, p.read_bytes()) for p in build.fragments_for(arch, spec)]
-    data = repr((tree, arch.name, sorted(arch.kernel.make_vars.items()), arch.kernel.config_target,
-                 arch.kernel.image_target, frags, image))
-    return hashlib.sha256(data.encode()).hexdigest()[:20]
+    return build.inputs_key(tree, arch, spec, image)
 
 
 def _cache(ctx: Context, key: str) -> Path:

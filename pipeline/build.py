@@ -79,6 +79,14 @@ def fragments_for(arch: config.Arch, series: config.Series) -> list[Path]:
     return [config.fragment_path(n) for n in names]
 
 
+def inputs_key(tree: str, arch: config.Arch, series: config.Series, image: str) -> str:
+    """What decides a build's result besides the tree: arch data, fragments, toolchain image."""
+    data = repr((tree, image, arch.name, arch.kernel.config_target, arch.kernel.image_target,
+                 sorted(arch.kernel.make_vars.items()),
+                 [(p.name, p.read_bytes()) for p in fragments_for(arch, series)]))
+    return hashlib.sha256(data.encode()).hexdigest()[:20]
+
+
 def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: config.Series, lane: Path,
               dirs: str = "") -> Path:
     """Generate the lane's .config in its kept config dir and check every fragment option."""
@@ -94,8 +102,7 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         names.append(f"/frag/{name}")
         wanted.update(parse_config(frag.read_text()))
     tree = ctx.runner.git(src, "rev-parse", "HEAD^{tree}").output.strip()
-    key = hashlib.sha256(repr((tree, image, arch.kernel.config_target, sorted(arch.kernel.make_vars.items()),
-                               [(p.name, p.read_bytes()) for p in sorted(frag_dir.iterdir())])).encode()).hexdigest()
+    key = inputs_key(tree, arch, series, image)
     stamp = cfg_dir / ".kseries-config-key"
     if stamp.exists() and stamp.read_text() == key and (cfg_dir / ".config").exists():
         ctx.progress.say("build", lane.name, "config unchanged (same tree, fragments and toolchain)")
@@ -146,7 +153,8 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
     if not old.exists() or old.read_bytes() != new_config.read_bytes():
         shutil.copy(new_config, old)
     ccache = ctx.cache / "ccache"
-    log_name = f"build-{step.replace(' ', '-').replace('/', 'of')}.log" if step else "build.log"
+    tag = f"-{step.replace(' ', '-').replace('/', 'of')}" if step else ""  # "-patch-1of3"
+    log_name = f"build{tag}.log"
     log = ctx.log(f"{lane.name}/{log_name}")
     log.unlink(missing_ok=True)
     counter = [0]
@@ -165,7 +173,7 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.Series, lane:
     facts = {"config_seconds": round(config_seconds, 1), "make_seconds": round(outcome.seconds, 1),
              "kbuild_steps": counter[0], "jobs": ctx.jobs, "image": image, "warnings": sorted(warnings)}
     name = f"{arch.name}: {step or arch.kernel.image_target}"
-    shutil.copy(old, lane / ("config" if not step else f"config-{log_name[6:-4]}"))
+    shutil.copy(old, lane / f"config{tag}")
     shutil.copy(log, lane / log_name)
     if outcome.timed_out:
         case = Case("build", name, Status.ERROR, seconds, "make did not finish within 3 h", arch=arch.name)

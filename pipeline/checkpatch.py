@@ -91,6 +91,7 @@ def run(ctx: Context, repo: Path, base: str, worktree: Path, patches: list, poli
             f"perl /rules/scripts/checkpatch.pl {shlex.join(args)} \"$p\"; "
             "echo \"=== kseries-checkpatch $i exit $?\"; done")
     log = ctx.log("checkpatch.log")
+    log.unlink(missing_ok=True)  # parsed whole below: only this run's output
     start = time.monotonic()
     ctx.progress.say("checkpatch", "", f"scripts/checkpatch.pl on {len(patches)} patch(es)")
     outcome = ctx.docker.run(image, ["sh", "-c", loop], workdir="/src", log=log, timeout=600, memory="1g",

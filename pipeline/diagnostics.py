@@ -91,7 +91,3 @@ def update(out_dir: Path, log_text: str) -> dict[str, list[str]]:
 def warning_set(state: dict[str, list[str]]) -> set[str]:
     return {k for keys in state.values() for k in keys}
 
-
-def first_lines(log_text: str, keys: set[str]) -> list[str]:
-    """The log's diagnostic lines (with positions) for the given keys, in log order."""
-    return [str(d) for d in parse(log_text) if d.key in keys]
