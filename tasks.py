@@ -16,20 +16,43 @@ def setup(c, quiet=False):
     _exit(cli.guarded(setup_mod.ensure, quiet=quiet))
 
 
+SOURCE_HELP = {
+    "msgid": "take the patches from this lore thread (message-id of any mail in it)",
+    "lore_url": "lore / public-inbox base URL for --msgid (default: the series' or lore.kernel.org/all)",
+    "mbox": "take the patches from an mbox, .mbox.gz, maildir or directory of .patch files",
+    "git": "take the patches from this git repository's --range",
+    "range": "BASE..TIP with --git: the commits after BASE up to TIP are the series",
+    "patchwork": "take the patches from this patchwork series id (with --patchwork-url)",
+    "patchwork_url": "patchwork instance, e.g. https://patchwork.kernel.org",
+}
+
+
+def _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url):
+    from pipeline.intake import Request
+
+    return Request(msgid or "", lore_url or "", mbox or "", git or "", range or "", patchwork or "",
+                   patchwork_url or "")
+
+
 @task(iterable=["arch"], help={
-    "series": "series name (configs/series/NAME.yaml)",
+    "series": "series name (configs/series/NAME.yaml): base, arches and tests; the patches too unless a source flag is given",
     "arch": "architecture or alias; repeatable (default: the series' arches)",
     "results": "results root directory (default: results)",
+    **SOURCE_HELP,
 })
-def ci(c, series, arch=None, results="results"):
+def ci(c, series=None, arch=None, results="results", msgid=None, lore_url=None, mbox=None, git=None,
+       range=None, patchwork=None, patchwork_url=None):
     """Build, boot and check a series on each architecture; write JUnit to results/latest."""
-    _exit(cli.guarded(cli.ci, series, arch or None, results))
+    request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
+    _exit(cli.guarded(cli.ci, series, arch or None, results, request))
 
 
-@task(help={"series": "series name (configs/series/NAME.yaml)"})
-def series(c, series):
-    """Show a series without building: patches, diffstat, base and sources."""
-    _exit(cli.guarded(cli.show_series, series))
+@task(help={"series": "series name (configs/series/NAME.yaml)", **SOURCE_HELP})
+def series(c, series=None, msgid=None, lore_url=None, mbox=None, git=None, range=None, patchwork=None,
+           patchwork_url=None):
+    """Show a series without building: patches, trailers, diffstat, base and sources."""
+    request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
+    _exit(cli.guarded(cli.show_series, series, request))
 
 
 @task(help={"fast": "unit tests only (skip the real Docker/QEMU tier)", "k": "pytest -k expression"})

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import apply, build, config, patches, source
+from pipeline import apply, build, config, intake, source
 from pipeline.context import Context, cache_root
 from pipeline.progress import Progress
 from pipeline.runner import Runner
@@ -36,7 +36,7 @@ def main() -> int:
             os.symlink(real / shared, cache / shared)
         run = Path(tmp) / "run"
         ctx = Context(run, cache, Runner(run / "commands.log"), Progress())
-        series, _ = patches.obtain(ctx, spec)
+        series = intake.obtain(intake.Request(), spec, run / "series").parsed.series
         base = source.ensure_base(ctx, spec)
         applied = apply.run(ctx, base.repo, spec.name, base.commit, series)
         lane = run / arch.name

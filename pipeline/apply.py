@@ -33,6 +33,7 @@ class Applied:
     commits: list[str] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
     ok: bool = True
+    already: bool = False  # a patch failed because the base already has it: the input's fault
     message: str = ""
 
 
@@ -82,6 +83,20 @@ def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> 
     return restored
 
 
+def merged(ctx: Context, wt: Path, patches: list) -> bool:
+    """Is the base already carrying these patches? Then they reverse-apply, last first
+    (in a scratch index, so the worktree is not touched)."""
+    index = wt.parent / f".{wt.name}.reverse-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        ctx.runner.git(wt, "read-tree", "HEAD", env=env)
+        return all(ctx.runner.git(wt, "apply", "--cached", "-R", str(p.path), env=env,
+                                  log=ctx.log("apply.log"), check=False).returncode == 0
+                   for p in reversed(patches))
+    finally:
+        index.unlink(missing_ok=True)
+
+
 def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
     wt, keep = worktree(ctx, repo, name, base)
     result = Applied(wt, base)
@@ -104,10 +119,19 @@ def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Appli
         ctx.runner.git(wt, "am", "--abort", check=False)
         where = f" in {', '.join(files)}" if files else ""
         result.ok = False
-        result.message = (
-            f"patch {patch.label} '{patch.subject}' does not apply to base {base[:12]}: "
-            f"conflict{where}"
-        )
+        if merged(ctx, wt, series.patches[i:]):
+            result.already = True
+            result.message = (
+                f"patch {patch.label} '{patch.subject}' is already in base {base[:12]}: it does not "
+                "apply, but its reverse does. The series (or this patch) has been merged there; test "
+                "it on the base it was posted against (base-commit: in the cover letter), or drop "
+                "the merged patches"
+            )
+        else:
+            result.message = (
+                f"patch {patch.label} '{patch.subject}' does not apply to base {base[:12]}: "
+                f"conflict{where}"
+            )
         result.cases.append(Case("apply", name_, Status.FAIL, seconds, result.message, done.output[-3000:]))
         for later in series.patches[i + 1:]:
             result.cases.append(

@@ -7,9 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import config, orchestrator
+from . import intake, orchestrator
 from .errors import KseriesError
-from .series import format_diffstat, load_patch_dir
 
 
 def guarded(fn, *args, **kw) -> int:
@@ -20,9 +19,10 @@ def guarded(fn, *args, **kw) -> int:
         return exc.exit_code
 
 
-def ci(series: str, arches: list[str] | None, results: str = "results") -> int:
-    spec, arch_list = orchestrator.plan(series, arches)
-    pipe = orchestrator.Pipeline(spec, arch_list, Path(results).resolve())
+def ci(series: str | None, arches: list[str] | None, results: str = "results",
+       request: intake.Request | None = None) -> int:
+    spec, arch_list, got = orchestrator.plan(series, arches, request)
+    pipe = orchestrator.Pipeline(spec, arch_list, Path(results).resolve(), got)
     code = pipe.run()
     print()
     print((pipe.run_dir / "summary.txt").read_text(), end="")
@@ -30,24 +30,17 @@ def ci(series: str, arches: list[str] | None, results: str = "results") -> int:
     return code
 
 
-def show_series(series: str) -> int:
-    spec = config.load_series(series)
-    patches = load_patch_dir(spec.patch_dir, spec.title, "offline")
+def show_series(series: str | None, request: intake.Request | None = None) -> int:
+    """The series as kseries would test it: patches, trailers, diffstat, base and sources."""
+    spec, _, got = orchestrator.plan(series, None, request, need_base=False)
+    print(intake.describe(got), end="")
+    print()
+    print(f"series: {spec.name}   arches: {', '.join(spec.arches)}   tests: {', '.join(spec.tests)}")
     off = spec.base.offline
-    print(f"{spec.title}  [{spec.name}]")
-    print(f"message-id: {spec.message_id}")
-    print(f"base-commit: {spec.base.commit} ({spec.base.git_url})")
-    print(f"arches: {', '.join(spec.arches)}   tests: {', '.join(spec.tests)}")
-    print("sources, tried in order:")
-    print(f"  patches: lore {spec.lore_url}/{spec.message_id}/t.mbox.gz, else offline copy {spec.patch_dir}")
-    print(f"  base:    git {spec.base.git_url} at {spec.base.commit[:12]}" + (
+    print(f"base: git {spec.base.git_url} at {spec.base.commit[:12] or '(unknown: no base-commit: trailer)'}" + (
         f", else Debian {off.package} ({off.suite})"
         + (f" with the patches in {off.reverse_patches} reverse-applied" if off.reverse_patches else "")
         if off else ""))
-    print()
-    for p in patches.patches:
-        print(f"[PATCH {p.label}] {p.subject}")
-        print(f"    {p.author}")
-    print()
-    print(format_diffstat(patches.files), end="")
+    if not (request and request.given):
+        print(f"patches: lore {spec.lore_url}/{spec.message_id}/t.mbox.gz, else the offline copy {spec.patch_dir}")
     return 0

@@ -317,3 +317,22 @@ def fragment_path(name: str, root: Path | None = None) -> Path:
     if not path.is_file():
         raise UserError(f"Kernel config fragment {path} does not exist. Fix the arch's 'fragments' list.")
     return path
+
+
+@dataclass(frozen=True)
+class Defaults:
+    arches: tuple[str, ...]
+    git_url: str
+    fragments: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ("boot", "console")
+    lore_url: str = "https://lore.kernel.org/all"
+
+
+def adhoc_series(name: str, title: str, base_commit: str, git_url: str = "", message_id: str = "",
+                 root: Path | None = None) -> Series:
+    """A series named only by its mails (no YAML): configs/defaults.yaml supplies the rest."""
+    path = (root or CONFIGS) / "defaults.yaml"
+    d = build(Defaults, read_yaml(path), str(path))
+    return Series(name=name, title=title, message_id=message_id, base=Base(base_commit, git_url or d.git_url),
+                  patches=".", arches=d.arches, fragments=d.fragments, tests=d.tests, lore_url=d.lore_url,
+                  path=path)

@@ -29,37 +29,36 @@ SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 NONROOT = 1000  # used when kseries itself runs as root
 
-DOCKERFILE = """\
-ARG BASE
-FROM ${BASE}
-RUN {steps} \\
- && rm -rf /var/lib/apt/lists/* /tmp/*.deb
-"""
 APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+CLEAN = "rm -rf /var/lib/apt/lists/* /tmp/*.deb"
+
+
+def _run(steps: list[str]) -> str:
+    return "RUN " + " \\\n && ".join(steps + [CLEAN]) + "\n"
 
 
 def dockerfile(image: Image) -> str:
     """The image's Dockerfile, rendered from its YAML: trixie packages, then any from
     unstable (pinned low, so only the named ones come from there), then foreign-arch
-    libraries unpacked into /opt/sysroot/<arch> for cross-linking (no multiarch dpkg)."""
-    steps = ["apt-get update", f"{APT} {' '.join(image.packages)}"]
+    libraries unpacked into /opt/sysroot/<arch> for cross-linking (no multiarch dpkg).
+    Each part is its own layer, so adding a sysroot library reuses the layers before it."""
+    text = "ARG BASE\nFROM ${BASE}\n" + _run(["apt-get update", f"{APT} {' '.join(image.packages)}"])
     if image.unstable_packages:
-        steps += [
+        text += _run([
             "echo 'deb http://deb.debian.org/debian sid main' > /etc/apt/sources.list.d/sid.list",
             "printf 'Package: *\\nPin: release a=unstable\\nPin-Priority: 100\\n' > /etc/apt/preferences.d/sid",
             "apt-get -o Acquire::Check-Valid-Until=false update",
             f"{APT} {' '.join(p + '/unstable' for p in image.unstable_packages)}",
-        ]
+        ])
     for arch, pkgs in image.sysroots.items():
-        steps += [
+        text += _run([
             f"dpkg --add-architecture {arch}",
             "apt-get -o Acquire::Check-Valid-Until=false update",
             f"mkdir -p /opt/sysroot/{arch}",
             f"cd /tmp && apt-get download {' '.join(f'{p}:{arch}/trixie' for p in pkgs)}",
             f"for d in /tmp/*_{arch}.deb; do dpkg-deb -x $d /opt/sysroot/{arch}; done",
-            "rm -f /tmp/*.deb",
-        ]
-    return DOCKERFILE.replace("{steps}", " \\\n && ".join(steps))
+        ])
+    return text
 
 
 @dataclass

@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
+import re
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import apply, baseline, bisect, boot, build, check, checkpatch, config, initramfs, patches, report, source, suites, symbols
+from . import apply, baseline, bisect, boot, build, check, checkpatch, config, initramfs, intake, report, source, suites, symbols
 from .context import Context, cache_root
-from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_OK, EXIT_USER, KseriesError
+from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_OK, EXIT_USER, KseriesError, UserError
 from .progress import Progress
 from .results import Case, RunRecord, StageRecord, Status
 from .runner import Runner
 
 
-def plan(series_name: str, arch_names: list[str] | None) -> tuple[config.Series, list[config.Arch]]:
-    """Validate the input before any work: unknown series/arch are user errors."""
-    spec = config.load_series(series_name)
+def plan(series_name: str | None, arch_names: list[str] | None, request: intake.Request | None = None,
+         need_base: bool = True) -> tuple[config.Series, list[config.Arch], intake.Intake]:
+    """Validate the input before any work: unknown series/arch, bad mail are user errors.
+    The series' patches are fetched and parsed here, so a bad source leaves no run behind."""
+    request = request or intake.Request()
+    request.check()
+    if not series_name and not request.given:
+        raise UserError("No series given. Pass --series NAME (a configs/series/NAME.yaml), or a source of "
+                        "patches: --msgid ID, --mbox FILE, --git REPO --range BASE..TIP or --patchwork ID.")
+    spec = config.load_series(series_name) if series_name else config.adhoc_series("adhoc", "", "")
     arches: list[config.Arch] = []
     for name in arch_names or list(spec.arches):
         arch = config.resolve_arch(name)
@@ -43,15 +54,40 @@ def plan(series_name: str, arch_names: list[str] | None) -> tuple[config.Series,
             if name not in config.BUILTIN_TESTS:
                 config.load_suite(name)
         build.fragments_for(arch, spec)
-    return spec, arches
+    got = intake.obtain(request, spec if series_name else None, Path(tempfile.mkdtemp(prefix="kseries-mail-")))
+    if not series_name:
+        if not got.base_commit and need_base:
+            raise UserError(
+                f"The series from {got.source} names no base: its mails carry no 'base-commit:' trailer. "
+                "Pass --series NAME to take the base from that series' YAML, or --git REPO --range "
+                "BASE..TIP to name it.")
+        tag = got.parsed.change_id or request.msgid or got.source
+        name = "adhoc-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", tag).strip("-")[:40] + "-" + \
+            hashlib.sha256(tag.encode()).hexdigest()[:6]
+        spec = config.adhoc_series(name, got.parsed.series.title, got.base_commit, got.base_repo,
+                                   request.msgid)
+    return spec, arches, got
 
 
 def lane_suite(lane: dict, name: str) -> config.Suite:
     return next(s for s in lane["suites"] if s.name == name)
 
 
+def keep_series(got: intake.Intake, where: Path):
+    """The chosen patch mails and what the thread said about them, kept in the run directory."""
+    (where / "patches").mkdir(parents=True, exist_ok=True)
+    patches = []
+    for p in got.parsed.series.patches:
+        dest = where / "patches" / Path(p.path).name
+        shutil.copyfile(p.path, dest)
+        patches.append(dataclasses.replace(p, path=dest))
+    (where / "series.txt").write_text(intake.describe(got))
+    return dataclasses.replace(got.parsed.series, patches=patches)
+
+
 class Pipeline:
-    def __init__(self, spec: config.Series, arches: list[config.Arch], results: Path, progress: Progress | None = None):
+    def __init__(self, spec: config.Series, arches: list[config.Arch], results: Path, got: intake.Intake,
+                 progress: Progress | None = None):
         self.spec = spec
         self.arches = arches
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.name}"
@@ -65,6 +101,8 @@ class Pipeline:
         self.errors: list[KseriesError] = []
         self.applied: apply.Applied | None = None
         self.patches: list = []
+        self.series = keep_series(got, self.run_dir / "series")
+        self.source_note = got.source
 
     def persist(self) -> None:
         with self.lock:
@@ -115,10 +153,11 @@ class Pipeline:
         state: dict = {}
 
         def do_source():
-            series, prov = patches.obtain(ctx, spec)
+            series = self.series
             base = source.ensure_base(ctx, spec)
             state.update(series=series, base=base)
-            self.record.provenance.update({"base-commit": spec.base.commit, **base.provenance, **prov})
+            self.record.provenance.update({"base-commit": spec.base.commit, **base.provenance,
+                                           "patches": self.source_note})
             return Status.PASS, f"base {base.commit[:12]}", [], {"patches": len(series.patches)}
 
         src = self.stage("source", "", do_source)
@@ -130,6 +169,9 @@ class Pipeline:
                 self.applied, self.patches = applied, state["series"].patches
                 self.record.provenance["tip"] = applied.commits[-1] if applied.commits else ""
                 status = Status.PASS if applied.ok else Status.FAIL
+                if applied.already:  # wrong base for this series: a user error, not the series' fault
+                    with self.lock:
+                        self.errors.append(UserError(applied.message + "."))
                 return status, applied.message or f"{len(applied.commits)} patches applied", applied.cases, {}
             self.stage("apply", "", do_apply)
         if applied is not None and applied.commits:

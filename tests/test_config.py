@@ -102,7 +102,7 @@ def test_fourth_arch_plans_its_lane_from_data_alone(monkeypatch, configs_copy):
     """Kernel fragments, suites that run, suites that don't (with the reason), the guest's manifest."""
     (configs_copy / "arches" / "riscv64.yaml").write_text(RISCV)
     monkeypatch.setattr(config, "CONFIGS", configs_copy)
-    spec, arches = orchestrator.plan("page_mapped", ["riscv"])
+    spec, arches, _ = orchestrator.plan("page_mapped", ["riscv"])
     spec = dataclasses.replace(spec, tests=("boot", "console", "nolibc", "bpf_arena"))
     riscv = arches[0]
     assert [p.name for p in build.fragments_for(riscv, spec)] == ["boot.config", "bpf-syscall.config", "nolibc.config"]
@@ -116,7 +116,7 @@ def test_fourth_arch_plans_its_lane_from_data_alone(monkeypatch, configs_copy):
 
 def test_plan_validates_before_work(monkeypatch, configs_copy):
     monkeypatch.setattr(config, "CONFIGS", configs_copy)
-    spec, arches = orchestrator.plan("page_mapped", ["sh", "sh4", "amd64"])
+    spec, arches, _ = orchestrator.plan("page_mapped", ["sh", "sh4", "amd64"])
     assert [a.name for a in arches] == ["sh4", "x86_64"]  # aliases resolved, duplicates dropped
     (configs_copy / "kconfig" / "sh4.config").unlink()
     with pytest.raises(UserError) as err:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from pipeline import boot, config, patches, source
+from pipeline import boot, config, source
+from pipeline.series import load_patch_dir
 from pipeline.context import Context, cache_root
 from pipeline.initramfs import newc
 from pipeline.progress import Progress
@@ -130,7 +131,7 @@ def test_boot_panic_is_a_boot_fail_with_console_excerpt(ci_runs, tmp_path):
 def test_offline_series_matches_cover_letter_and_debian_tree(ci_runs):
     spec = config.load_series("page_mapped")
     ctx = Context(Path("/tmp/kseries-test-run"), cache_root(), Runner(), Progress())
-    series = patches.load_patch_dir(spec.patch_dir, spec.title, "offline")
+    series = load_patch_dir(spec.patch_dir, spec.title, "offline")
     base = source.ensure_base(ctx, spec)
     if "package-commit" not in base.provenance:
         pytest.skip("upstream served the base; there is no Debian stand-in to compare with")
@@ -186,7 +187,7 @@ def test_removal_applied_before_its_callers_names_them(ci_runs, tmp_path):
 
     spec = config.load_series("page_mapped")
     ctx = Context(tmp_path / "run", cache_root(), Runner(tmp_path / "commands.log"), Progress())
-    series = patches.load_patch_dir(spec.patch_dir, spec.title, "offline")
+    series = load_patch_dir(spec.patch_dir, spec.title, "offline")
     base = source.ensure_base(ctx, spec)
     reordered = [series.patches[2], series.patches[0], series.patches[1]]
     commits, parent = [], base.commit
@@ -203,3 +204,63 @@ def test_removal_applied_before_its_callers_names_them(ci_runs, tmp_path):
     left = [line.split(":")[0] for line in cases[0].detail.splitlines()]
     assert left == ["arch/sh/mm/cache-sh4.c", "kernel/bpf/arena.c"]
     assert "2 reference(s) to page_mapped remain after patch 1/3, first arch/sh/mm/cache-sh4.c:" in cases[0].message
+
+
+def unused_variable_patch(repo: Path, commit: str, path: str, function: str, index: str) -> str:
+    """A real patch to a real file: an unused local variable at the top of `function`."""
+    import difflib
+
+    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True,
+                         text=True, check=True).stdout.splitlines(keepends=True)
+    at = old.index(function + "\n") + 2  # after the opening brace
+    new = old[:at] + ["\tint kseries_unused;\n"] + old[at:]
+    diff = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
+    return (f"From: Test <t@example.org>\nSubject: [PATCH {index}] mm: add an unused variable\n\n"
+            f"Adds a warning on purpose.\n---\ndiff --git a/{path} b/{path}\n{diff}")
+
+
+def test_reordered_series_breaks_bisection_and_a_new_warning_is_attributed(ci_runs, tmp_path):
+    """Real per-patch builds of a test-only series: the removal first, then its callers'
+    conversions, then a patch that adds one unused variable. The base is the seed's, so
+    its results come from the baseline cache."""
+    from conftest import invoke
+
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", configs)
+    broken = configs / "series" / "reordered"
+    broken.mkdir()
+    good = sorted((configs / "series" / "page_mapped").glob("*.patch"))
+    for i, patch in enumerate([good[2], good[0], good[1]], 1):
+        text = patch.read_text()
+        (broken / f"000{i}.patch").write_text(text.replace(text[text.index("[PATCH"):].split("]")[0] + "]",
+                                                           f"[PATCH {i}/4]", 1))
+    base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
+                              config.load_series("page_mapped"))
+    (broken / "0004.patch").write_text(
+        unused_variable_patch(base.repo, base.commit, "mm/util.c", "void kfree_const(const void *x)", "4/4"))
+    yaml = (configs / "series" / "page_mapped.yaml").read_text()
+    (configs / "series" / "reordered.yaml").write_text(
+        yaml.replace("name: page_mapped", "name: reordered").replace("patches: page_mapped", "patches: reordered"))
+    results = tmp_path / "results"
+    proc = invoke("ci", "--series", "reordered", "--arch", "x86_64", "--results", str(results),
+                  env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    assert "reusing the base results cached under" in proc.stdout  # the seed's base, not rebuilt
+    suites = cases_by_suite(results / "latest" / "junit.xml")
+    assert [s for _, s, _ in suites["apply"]] == ["PASS"] * 4
+    bisect = {n: (s, c) for n, s, c in suites["bisect"]}
+    assert [(n, s) for n, (s, _) in bisect.items()] == [
+        ("x86_64: patch 1/4: build", "Failure"), ("x86_64: patch 1/4: warnings", "Skipped"),
+        ("x86_64: patch 2/4: build", "Failure"), ("x86_64: patch 2/4: warnings", "Skipped"),
+        ("x86_64: patch 3/4: build", "PASS"), ("x86_64: patch 3/4: warnings", "PASS"),
+        ("x86_64: patch 4/4: build", "PASS"), ("x86_64: patch 4/4: warnings", "Failure")]
+    broke = bisect["x86_64: patch 1/4: build"][1].result[0]
+    assert "patch 1/4 breaks the build on x86_64" in broke.message
+    assert "kernel/bpf/arena.c" in broke.message and "page_mapped" in broke.message
+    warned = bisect["x86_64: patch 4/4: warnings"][1].result[0]
+    assert "patch 4/4 adds 1 warning(s) on x86_64: mm/util.c" in warned.message
+    assert "unused variable 'kseries_unused'" in warned.message
+    assert len(warned.text.strip().splitlines()) == 1
+    symbols = [(n, s) for n, s, _ in suites["symbols"]]
+    assert symbols == [("patch 1/4: removes function page_mapped (include/linux/mm.h)", "Failure")]
+    assert [s for _, s, _ in suites["build"]] == ["PASS"]  # the tip builds: only bisection is broken

@@ -46,8 +46,29 @@ rsync -a --delete "$SRC/tools/testing/selftests/bpf/" "$TREE/tools/testing/selft
 
 if [ -n "${SYSROOT:-}" ]; then
 	# cross build: target libraries and headers come from the unpacked sysroot
-	export CFLAGS="-I$SYSROOT/usr/include"
-	export LDFLAGS="-L$SYSROOT/usr/lib/$(${CROSS_COMPILE}gcc -dumpmachine)"
+	# (multiarch headers such as opensslconf.h live in usr/include/<triplet>)
+	TRIPLET=$(${CROSS_COMPILE}gcc -dumpmachine)
+	SYSINC="-I$SYSROOT/usr/include/$TRIPLET -I$SYSROOT/usr/include"
+	SYSLIB="-L$SYSROOT/usr/lib/$TRIPLET -Wl,-rpath-link,$SYSROOT/usr/lib/$TRIPLET"
+	export CFLAGS="$SYSINC" LDFLAGS="$SYSLIB"
+	# the Makefile asks $(CROSS_COMPILE)pkg-config (sign-file: libcrypto):
+	# answer from the sysroot's .pc files, with its paths
+	mkdir -p "$OUT/bin"
+	cat > "$OUT/bin/${CROSS_COMPILE}pkg-config" <<-EOF
+	#!/bin/sh
+	export PKG_CONFIG_SYSROOT_DIR="$SYSROOT"
+	export PKG_CONFIG_LIBDIR="$SYSROOT/usr/lib/$TRIPLET/pkgconfig:$SYSROOT/usr/share/pkgconfig"
+	out=\$(pkg-config "\$@") || exit \$?
+	case " \$* " in
+	*" --cflags "*) out="\$out $SYSINC" ;;
+	esac
+	case " \$* " in
+	*" --libs "*) out="\$out $SYSLIB" ;;
+	esac
+	echo "\$out"
+	EOF
+	chmod +x "$OUT/bin/${CROSS_COMPILE}pkg-config"
+	export PATH="$OUT/bin:$PATH"
 fi
 mkdir -p "$OUT/build"
 make -C "$TREE/tools/testing/selftests/bpf" O="$KBUILD" OUTPUT="$OUT/build" \
