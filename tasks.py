@@ -68,3 +68,25 @@ def test(c, fast=False, k=""):
 def bench(c, arch="x86_64", series="page_mapped"):
     """Measure kernel build times: from scratch (empty O= and ccache) and with nothing changed."""
     c.run(f"python3 -m ci.bench --arch {arch} --series {series}", pty=False)
+
+
+@task(iterable=["junit"], help={
+    "results": "results root whose runs are ingested (default: results)",
+    "db": "SQLite results store (default: RESULTS/kseries.db)",
+    "output": "where the site is written (default: RESULTS/dashboard)",
+    "junit": "also ingest this JUnit file (another tool's results); repeatable",
+    "serve": "serve the site on localhost after building it",
+    "port": "port for --serve (default 8000)",
+})
+def dashboard(c, results="results", db="", output="", junit=None, serve=False, port=8000):
+    """Build the static HTML dashboard from the results store (ingests the runs first)."""
+    _exit(cli.guarded(cli.dashboard, results, db, output, junit or [], serve, port))
+
+
+@task(iterable=["merge"], help={
+    "merge": "a run directory, results root or JUnit file to merge; repeatable",
+    "output": "merged JUnit file (default: merged-junit.xml)",
+})
+def report(c, merge=None, output="merged-junit.xml"):
+    """Merge the JUnit XML of several runs or CI jobs into one file."""
+    _exit(cli.guarded(cli.merge_reports, merge or [], output))

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from . import intake, orchestrator
-from .errors import KseriesError
+from .errors import KseriesError, UserError
 
 
 def guarded(fn, *args, **kw) -> int:
@@ -43,4 +43,34 @@ def show_series(series: str | None, request: intake.Request | None = None) -> in
         if off else ""))
     if not (request and request.given):
         print(f"patches: lore {spec.lore_url}/{spec.message_id}/t.mbox.gz, else the offline copy {spec.patch_dir}")
+    return 0
+
+
+def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: bool, port: int) -> int:
+    """Ingest every run under results (and any JUnit files) into the store, then build the site."""
+    from . import dashboard as site, store
+
+    root = Path(results)
+    db = store.open_db(Path(db_path) if db_path else root / "kseries.db")
+    ingested = store.ingest_tree(db, root) if root.is_dir() else []
+    for path in junit:
+        if not Path(path).is_file():
+            raise UserError(f"--junit {path}: no such file. Pass a JUnit XML report.")
+        ingested.append(store.ingest_junit(db, Path(path)))
+    out = Path(output) if output else root / "dashboard"
+    index = site.build_site(db, out)
+    print(f"{len(ingested)} run(s) ingested into {db_path or root / 'kseries.db'}")
+    print(f"dashboard: {index.resolve()}")
+    if serve:
+        site.serve(out, port)
+    return 0
+
+
+def merge_reports(inputs: list[str], output: str) -> int:
+    from . import report
+
+    if not inputs:
+        raise UserError("--merge needs at least one run directory, results root or JUnit file.")
+    suites, tests = report.merge([Path(i) for i in inputs], Path(output))
+    print(f"{output}: {suites} testsuite(s), {tests} testcase(s) from {len(inputs)} input(s)")
     return 0

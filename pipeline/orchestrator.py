@@ -129,6 +129,13 @@ class Pipeline:
         self.ctx.progress.say(name, arch, f"{status.value} in {rec.seconds:.1f} s {message}")
         return rec
 
+    def image(self, name: str) -> str:
+        """The container image for name, built if needed; its tag and id go into the provenance."""
+        tag = self.ctx.docker.ensure_image(config.load_image(name), self.ctx.log("images.log"))
+        with self.lock:
+            self.record.provenance.setdefault(f"image-{name}", f"{tag} {self.ctx.docker.image_id(tag)[:19]}")
+        return tag
+
     def skip(self, name: str, arch: str, why: str) -> None:
         case = Case(name, f"{arch + ': ' if arch else ''}{name}", Status.SKIP, 0, why, arch=arch)
         with self.lock:
@@ -215,7 +222,7 @@ class Pipeline:
         found: dict = {}
 
         def do_lookup():
-            image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+            image = self.image(arch.toolchain)
             key = baseline.key(self.spec, arch, base.commit, image)
             found.update(key=key, cached=baseline.load(ctx.cache, key))
             if found["cached"] is not None:
@@ -258,7 +265,7 @@ class Pipeline:
         commits = self.applied.commits if self.applied is not None else []
         if not tree and len(commits) > 1:
             def do_steps():
-                image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+                image = self.image(arch.toolchain)
                 steps.extend(bisect.intermediate(ctx, src, arch, spec, lane_dir, self.patches, commits, dirs, image))
                 built = sum(1 for s in steps if not s.reused)
                 status = Status.worst([Status.PASS, *(s.status for s in steps if s.status != Status.FAIL)])
@@ -280,7 +287,7 @@ class Pipeline:
             return None
 
         def do_userspace():
-            image = ctx.docker.ensure_image(config.load_image(arch.toolchain), ctx.log("images.log"))
+            image = self.image(arch.toolchain)
             built = [suites.build(ctx, image, src, lane["build"].out_dir, arch, s, dirs, lane_dir) for s in runs]
             lane["suites"] = [b.suite for b in built if b.rootfs is not None]
             lane["unbuilt"] = [b for b in built if b.rootfs is None]

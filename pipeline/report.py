@@ -12,6 +12,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from . import kcidb
 from .errors import EXIT_BLAMED, EXIT_INFRA, EXIT_USER
 from .results import RunRecord, Status
 
@@ -33,9 +34,10 @@ def junit(record: RunRecord, path: Path) -> None:
             suite = suites.get(key)
             if suite is None:
                 suite = suites[key] = TestSuite(f"kseries.{record.series}.{key}")
-                if len(suites) == 1:  # provenance once, on the first suite
-                    for k, v in record.provenance.items():
-                        suite.add_property(f"provenance.{k}", str(v))
+                # every suite carries the provenance, so it survives merging and filtering
+                for k, v in [("run", record.run_id), ("series", record.series), ("title", record.title),
+                             *record.provenance.items()]:
+                    suite.add_property(f"kseries.{k}", clean(str(v)))
             tc = TestCase(clean(case.name), classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
             if case.status == Status.FAIL:
                 result = Failure(clean(case.message), type_="FAIL")
@@ -123,6 +125,7 @@ def comparison(record: RunRecord) -> list[str]:
 
 def write(record: RunRecord, run_dir: Path) -> None:
     junit(record, run_dir / "junit.xml")
+    kcidb.write(record, run_dir)
     (run_dir / "summary.txt").write_text(summary(record))
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / ".latest.tmp"
@@ -130,3 +133,27 @@ def write(record: RunRecord, run_dir: Path) -> None:
         tmp.unlink()
     os.symlink(run_dir.name, tmp)
     os.replace(tmp, latest)
+
+
+def merge(inputs: list[Path], output: Path) -> tuple[int, int]:
+    """One JUnit file from the JUnit of several runs or CI jobs (a run dir, a results root
+    with 'latest', or a .xml file each); returns (suites, testcases)."""
+    from .errors import UserError
+
+    merged = JUnitXml(name="kseries merged")
+    for item in inputs:
+        path = item / "junit.xml" if (item / "junit.xml").exists() else item / "latest" / "junit.xml" \
+            if item.is_dir() else item
+        if not path.is_file():
+            raise UserError(f"{item} holds no junit.xml (nor latest/junit.xml). Pass run directories, "
+                            "results roots or JUnit files to --merge.")
+        try:
+            xml = JUnitXml.fromfile(str(path))
+        except Exception as exc:  # noqa: BLE001 - parser errors of any kind
+            raise UserError(f"{path} is not JUnit XML ({type(exc).__name__}: {exc}).") from exc
+        for suite in ([xml] if xml._tag == "testsuite" else xml):
+            merged.add_testsuite(suite)
+    merged.update_statistics()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    merged.write(str(output), pretty=True)
+    return len(list(merged)), merged.tests

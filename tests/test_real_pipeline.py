@@ -96,6 +96,27 @@ def test_ci_x86_64_builds_boots_and_checks(ci_runs):
     assert "kseries-init: reached userspace: Linux 7.2" in console
     assert (run_dir / "x86_64" / "bzImage").stat().st_size > 500_000
     assert "CONFIG_BPF_SYSCALL=y" in (run_dir / "x86_64" / "config").read_text()
+    import kcidb_io
+    import xmlschema
+
+    kcidb = json.loads((run_dir / "kcidb.json").read_text())
+    kcidb_io.schema.LATEST.validate(kcidb)
+    assert any(t["path"] == "bpf_arena.arena_htab" and t["status"] == "PASS" for t in kcidb["tests"])
+    xmlschema.XMLSchema(str(REPO / "tests" / "schemas" / "junit.xsd")).validate(str(run_dir / "junit.xml"))
+
+
+def test_dashboard_from_the_real_runs(ci_runs, tmp_path):
+    from conftest import invoke
+
+    _, run_dir, _, _ = ci_runs
+    proc = invoke("dashboard", "--results", str(run_dir.parent), "--output", str(tmp_path / "site"),
+                  "--db", str(tmp_path / "k.db"))
+    assert proc.returncode == 0, proc.stderr
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert index.count('class="run"') == 2 and "no regressions" in index
+    page = (tmp_path / "site" / "runs" / run_dir.name / "index.html").read_text()
+    assert "x86_64" in page and "bpf_arena" in page and 'href="logs/x86_64/console.log"' in page
+    assert (tmp_path / "site" / "runs" / run_dir.name / "logs" / "x86_64" / "console.log").exists()
 
 
 def test_second_run_does_not_rebuild(ci_runs):
