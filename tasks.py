@@ -10,10 +10,11 @@ def _exit(code: int) -> None:
         raise Exit(code=code)
 
 
-@task(help={"quiet": "print only what is missing or changed"})
-def setup(c, quiet=False):
+@task(help={"quiet": "print only what is missing or changed",
+            "image_cache": "directory of saved images: load from it instead of building, save what was built"})
+def setup(c, quiet=False, image_cache=""):
     """Install and start what kseries needs (Docker engine, debootstrap); idempotent."""
-    _exit(cli.guarded(setup_mod.ensure, quiet=quiet))
+    _exit(cli.guarded(setup_mod.ensure, quiet=quiet, image_cache=image_cache))
 
 
 SOURCE_HELP = {
@@ -90,3 +91,21 @@ def dashboard(c, results="results", db="", output="", junit=None, serve=False, p
 def report(c, merge=None, output="merged-junit.xml"):
     """Merge the JUnit XML of several runs or CI jobs into one file."""
     _exit(cli.guarded(cli.merge_reports, merge or [], output))
+
+
+@task(iterable=["arch"], help={
+    "series": "series name (configs/series/NAME.yaml)",
+    "arch": "architecture or alias; repeatable (default: the series' arches)",
+    **SOURCE_HELP,
+})
+def plan(c, series=None, arch=None, msgid=None, lore_url=None, mbox=None, git=None, range=None,
+         patchwork=None, patchwork_url=None):
+    """Resolve a series and print its arch matrix as JSON (and to $GITHUB_OUTPUT when set)."""
+    request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
+    _exit(cli.guarded(cli.plan, series, arch or None, request))
+
+
+@task(help={"results": "results root (default: results)", "markdown": "write Markdown (for a CI job summary)"})
+def summary(c, results="results", markdown=False):
+    """Print the verdict of every run under a results root (Markdown with --markdown)."""
+    _exit(cli.guarded(cli.summary, results, markdown))

@@ -67,10 +67,53 @@ def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: 
 
 
 def merge_reports(inputs: list[str], output: str) -> int:
+    import glob
+
     from . import report
 
-    if not inputs:
+    paths = [Path(p) for pattern in inputs for p in (sorted(glob.glob(pattern)) or [pattern])]
+    if not paths:
         raise UserError("--merge needs at least one run directory, results root or JUnit file.")
-    suites, tests = report.merge([Path(i) for i in inputs], Path(output))
+    suites, tests = report.merge(paths, Path(output))
     print(f"{output}: {suites} testsuite(s), {tests} testcase(s) from {len(inputs)} input(s)")
+    return 0
+
+
+def plan(series: str | None, arches: list[str] | None, request: intake.Request | None = None) -> int:
+    """The arch matrix of a series, for CI: {"series": ..., "arch": [...]} on stdout and,
+    under GitHub Actions, as the step outputs 'matrix' and 'series'."""
+    import json
+    import os
+
+    spec, arch_list, got = orchestrator.plan(series, arches, request)
+    matrix = {"arch": [a.name for a in arch_list]}
+    print(json.dumps({"series": spec.name, "title": spec.title, "patches": len(got.parsed.series.patches),
+                      **matrix}))
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as out:
+            out.write(f"matrix={json.dumps(matrix)}\nseries={spec.name}\n")
+    return 0
+
+
+def summary(results: str, markdown: bool) -> int:
+    """Each run's verdict (the exit codes of the runs themselves carry pass/fail)."""
+    from .results import RunRecord
+    from .store import verdict
+
+    root = Path(results)
+    runs = sorted(p for p in root.iterdir() if (p / "results.json").exists() and not p.is_symlink()) \
+        if root.is_dir() else []
+    if not runs:
+        raise UserError(f"{results} holds no kseries run (no */results.json). Pass the results root "
+                        "that 'invoke ci --results' wrote, or the downloaded artifacts.")
+    if markdown:
+        print("| run | arches | verdict |\n|---|---|---|")
+    for run_dir in runs:
+        record = RunRecord.load(run_dir / "results.json")
+        text = verdict(record)
+        if markdown:
+            mark = {0: "✅", 1: "❌", 2: "⚠️", 3: "⚠️"}.get(record.exit_code, "⚠️")
+            print(f"| {record.run_id} | {', '.join(record.arches)} | {mark} {text} |")
+        else:
+            print(f"{record.run_id} [{', '.join(record.arches)}]: {text}")
     return 0

@@ -91,6 +91,8 @@ class Pipeline:
         self.spec = spec
         self.arches = arches
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{spec.name}"
+        if sorted(a.name for a in arches) != sorted(spec.arches):  # one CI job per arch: distinct ids
+            run_id += "-" + "-".join(a.name for a in arches)
         self.run_dir = results / run_id
         self.run_dir.mkdir(parents=True, exist_ok=False)
         self.ctx = Context(self.run_dir, cache_root(), Runner(self.run_dir / "commands.log"), progress or Progress())

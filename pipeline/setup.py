@@ -92,7 +92,9 @@ def ensure_kvm_access(quiet: bool) -> None:
              "(to allow KVM: sudo chmod 666 /dev/kvm)", quiet)
 
 
-def ensure(quiet: bool = False) -> int:
+def ensure(quiet: bool = False, image_cache: str = "") -> int:
+    """image_cache: a directory of saved images (docker save), e.g. kept by a CI cache:
+    images found there are loaded instead of built, and images built are saved there."""
     runner = Runner()
     ensure_engine(runner, quiet)
     ensure_kvm_access(quiet)
@@ -102,8 +104,19 @@ def ensure(quiet: bool = False) -> int:
 
     docker = Docker(runner)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "kseries-images.log"
+    cache = Path(image_cache) if image_cache else None
     for name in sorted(p.stem for p in (config.CONFIGS / "images").glob("*.yaml")):
         start = time.monotonic()
-        tag = docker.ensure_image(config.load_image(name), log)
+        image = config.load_image(name)
+        tarball = cache / f"{image.name}-{image.digest}.tar" if cache else None
+        tag = f"kseries/{image.name}:{image.digest}"
+        if tarball and tarball.exists() and not docker.has_image(tag):
+            runner.run(["docker", "load", "-i", str(tarball)], timeout=1800)
+        tag = docker.ensure_image(image, log)
+        if tarball and not tarball.exists():
+            tarball.parent.mkdir(parents=True, exist_ok=True)
+            for old in tarball.parent.glob(f"{image.name}-*.tar"):
+                old.unlink()  # an older digest: the cache keeps one per image
+            runner.run(["docker", "save", "-o", str(tarball), tag], timeout=1800)
         _say(f"image {tag}: ready ({time.monotonic() - start:.0f} s)", quiet)
     return 0
