@@ -41,9 +41,25 @@ def _cache(ctx: Context, key: str) -> Path:
     return ctx.cache / "steps" / f"{key}.json"
 
 
+def snapshot(ctx: Context, worktree: Path, commits: list[str]) -> dict[str, tuple[str, int]]:
+    """The tip's blob and mtime of every file the series touches, before the steps move them."""
+    keep: dict[str, tuple[str, int]] = {}
+    changed = ctx.runner.git(worktree, "diff", "--name-only", f"{commits[0]}^", commits[-1]).output.split()
+    for path in changed:
+        blob = ctx.runner.git(worktree, "rev-parse", "-q", "--verify", f"{commits[-1]}:{path}", check=False)
+        if blob.returncode == 0 and (worktree / path).exists():
+            keep[path] = (blob.output.strip(), (worktree / path).stat().st_mtime_ns)
+    return keep
+
+
 def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.Series, lane: Path,
-                 patches: list, commits: list[str], dirs: str, image: str) -> list[Step]:
-    """Build every state but the tip (patches 1..n-1), each on top of the previous, in order."""
+                 patches: list, commits: list[str], dirs: str, image: str,
+                 keep: dict | None = None) -> list[Step]:
+    """Build every state but the tip (patches 1..n-1), each on top of the previous, in order.
+
+    The worktree is shared by every arch's lane: keep receives the mtimes the tip's files
+    had before the steps, to be restored once this arch's tip has built (apply.restore_mtimes),
+    so the other arches' build directories do not see the steps' checkouts as changes."""
     steps: list[Step] = []
     moved = False
     for patch, commit in zip(patches[:-1], commits[:-1]):
@@ -54,6 +70,8 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
             steps.append(Step(**{**data, "status": Status(data["status"]), "reused": True}))
             continue
         ctx.progress.say("build", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
+        if not moved and keep is not None:
+            keep.update(snapshot(ctx, worktree, commits))
         ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
         moved = True
         b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}")

@@ -263,12 +263,14 @@ class Pipeline:
             self.skip(tree + suite.name, arch.name, f"{suite.title} does not apply on {arch.name}: {why}")
         lane: dict = {"dir": lane_dir, "src": src, "suites": []}
 
-        steps = []
+        steps: list = []
+        moved: dict = {}  # mtimes to restore once this arch's tip is built (bisect.intermediate)
         commits = self.applied.commits if self.applied is not None else []
         if not tree and len(commits) > 1:
             def do_steps():
                 image = self.image(arch.toolchain)
-                steps.extend(bisect.intermediate(ctx, src, arch, spec, lane_dir, self.patches, commits, dirs, image))
+                steps.extend(bisect.intermediate(ctx, src, arch, spec, lane_dir, self.patches, commits, dirs, image,
+                                                 keep=moved))
                 built = sum(1 for s in steps if not s.reused)
                 status = Status.worst([Status.PASS, *(s.status for s in steps if s.status != Status.FAIL)])
                 return status, f"{len(steps)} intermediate state(s): {built} built, {len(steps) - built} reused", \
@@ -281,6 +283,9 @@ class Pipeline:
             return b.case.status, b.case.message, [b.case], b.facts
 
         rec = self.stage(tree + "build", arch.name, do_build)
+        if moved and rec.status == Status.PASS:  # every object of this arch is newer than the tip's files now
+            restored = apply.restore_mtimes(ctx, src, moved)
+            ctx.runner.note(f"# steps done: gave {restored}/{len(moved)} files their pre-step mtime back")
         if not tree and commits:
             self.bisect_cases(arch, steps, lane.get("build"))
         if rec.status != Status.PASS:
