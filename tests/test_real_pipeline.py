@@ -188,8 +188,9 @@ def test_conflicting_series_is_blamed_at_the_right_patch(tmp_path):
     text = text.replace(" * long as we observe", " * long as we really observe")
     (broken / "0002.patch").write_text(text)
     yaml = (configs / "series" / "page_mapped.yaml").read_text()
-    (configs / "series" / "broken.yaml").write_text(
-        yaml.replace("name: page_mapped", "name: broken").replace("patches: page_mapped", "patches: broken"))
+    (configs / "series" / "broken.yaml").write_text(  # another series: its own thread, never the seed's
+        yaml.replace("name: page_mapped", "name: broken").replace("patches: page_mapped", "patches: broken")
+        .replace(config.load_series("page_mapped").message_id, "broken@kseries.test"))
     results = tmp_path / "results"
     proc = invoke("ci", "--series", "broken", "--arch", "x86_64", "--results", str(results),
                   env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
@@ -261,7 +262,8 @@ def test_reordered_series_breaks_bisection_and_a_new_warning_is_attributed(ci_ru
         unused_variable_patch(base.repo, base.commit, "mm/util.c", "void kfree_const(const void *x)", "4/4"))
     yaml = (configs / "series" / "page_mapped.yaml").read_text()
     (configs / "series" / "reordered.yaml").write_text(
-        yaml.replace("name: page_mapped", "name: reordered").replace("patches: page_mapped", "patches: reordered"))
+        yaml.replace("name: page_mapped", "name: reordered").replace("patches: page_mapped", "patches: reordered")
+        .replace(config.load_series("page_mapped").message_id, "reordered@kseries.test"))
     results = tmp_path / "results"
     proc = invoke("ci", "--series", "reordered", "--arch", "x86_64", "--results", str(results),
                   env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
