@@ -75,7 +75,7 @@ def merge_reports(inputs: list[str], output: str) -> int:
     if not paths:
         raise UserError("--merge needs at least one run directory, results root or JUnit file.")
     suites, tests = report.merge(paths, Path(output))
-    print(f"{output}: {suites} testsuite(s), {tests} testcase(s) from {len(inputs)} input(s)")
+    print(f"{output}: {suites} testsuite(s), {tests} testcase(s) from {len(paths)} file(s)")
     return 0
 
 
