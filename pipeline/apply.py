@@ -59,18 +59,23 @@ def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict
     (gitdir / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
     ctx.runner.git(wt, "am", "--abort", check=False)
     old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
-    keep: dict[str, tuple[str, int]] = {}
-    if old:
-        changed = ctx.runner.git(wt, "diff", "--name-only", old, base).output.split()
-        for path in changed:
-            blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{old}:{path}", check=False).output.strip()
-            try:
-                keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
-            except FileNotFoundError:
-                pass
+    keep = snapshot(ctx, wt, old, base) if old else {}
     ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
     ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
     return wt, keep
+
+
+def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:
+    """For every file that differs between since and at: its blob at `at` and its mtime now,
+    so restore_mtimes can give it back once the worktree holds that blob again."""
+    keep: dict[str, tuple[str, int]] = {}
+    for path in ctx.runner.git(wt, "diff", "--name-only", since, at).output.split():
+        blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{at}:{path}", check=False).output.strip()
+        try:
+            keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
+        except FileNotFoundError:
+            pass
+    return keep
 
 
 def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> int:

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import build, config
+from . import apply, build, config
 from .context import Context
 from .results import Case, Status
 
@@ -41,17 +41,6 @@ def _cache(ctx: Context, key: str) -> Path:
     return ctx.cache / "steps" / f"{key}.json"
 
 
-def snapshot(ctx: Context, worktree: Path, commits: list[str]) -> dict[str, tuple[str, int]]:
-    """The tip's blob and mtime of every file the series touches, before the steps move them."""
-    keep: dict[str, tuple[str, int]] = {}
-    changed = ctx.runner.git(worktree, "diff", "--name-only", f"{commits[0]}^", commits[-1]).output.split()
-    for path in changed:
-        blob = ctx.runner.git(worktree, "rev-parse", "-q", "--verify", f"{commits[-1]}:{path}", check=False)
-        if blob.returncode == 0 and (worktree / path).exists():
-            keep[path] = (blob.output.strip(), (worktree / path).stat().st_mtime_ns)
-    return keep
-
-
 def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.Series, lane: Path,
                  patches: list, commits: list[str], dirs: str, image: str,
                  keep: dict | None = None) -> list[Step]:
@@ -71,7 +60,7 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
             continue
         ctx.progress.say("build", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
         if not moved and keep is not None:
-            keep.update(snapshot(ctx, worktree, commits))
+            keep.update(apply.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
         ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
         moved = True
         b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}")

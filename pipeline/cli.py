@@ -33,6 +33,7 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
 def show_series(series: str | None, request: intake.Request | None = None) -> int:
     """The series as kseries would test it: patches, trailers, diffstat, base and sources."""
     spec, _, got = orchestrator.plan(series, None, request, need_base=False)
+    got.discard()
     print(intake.describe(got), end="")
     print()
     print(f"series: {spec.name}   arches: {', '.join(spec.arches)}   tests: {', '.join(spec.tests)}")
@@ -52,7 +53,7 @@ def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: 
 
     root = Path(results)
     db = store.open_db(Path(db_path) if db_path else root / "kseries.db")
-    ingested = store.ingest_tree(db, root) if root.is_dir() else []
+    ingested = store.ingest_tree(db, root)
     for path in junit:
         if not Path(path).is_file():
             raise UserError(f"--junit {path}: no such file. Pass a JUnit XML report.")
@@ -86,6 +87,7 @@ def plan(series: str | None, arches: list[str] | None, request: intake.Request |
     import os
 
     spec, arch_list, got = orchestrator.plan(series, arches, request)
+    got.discard()
     matrix = {"arch": [a.name for a in arch_list]}
     print(json.dumps({"series": spec.name, "title": spec.title, "patches": len(got.parsed.series.patches),
                       **matrix}))
@@ -97,12 +99,10 @@ def plan(series: str | None, arches: list[str] | None, request: intake.Request |
 
 def summary(results: str, markdown: bool) -> int:
     """Each run's verdict (the exit codes of the runs themselves carry pass/fail)."""
+    from . import store
     from .results import RunRecord
-    from .store import verdict
 
-    root = Path(results)
-    runs = sorted(p for p in root.iterdir() if (p / "results.json").exists() and not p.is_symlink()) \
-        if root.is_dir() else []
+    runs = store.run_dirs(Path(results))
     if not runs:
         raise UserError(f"{results} holds no kseries run (no */results.json). Pass the results root "
                         "that 'invoke ci --results' wrote, or the downloaded artifacts.")
@@ -110,7 +110,7 @@ def summary(results: str, markdown: bool) -> int:
         print("| run | arches | verdict |\n|---|---|---|")
     for run_dir in runs:
         record = RunRecord.load(run_dir / "results.json")
-        text = verdict(record)
+        text = store.verdict(record)
         if markdown:
             mark = {0: "✅", 1: "❌", 2: "⚠️", 3: "⚠️"}.get(record.exit_code, "⚠️")
             print(f"| {record.run_id} | {', '.join(record.arches)} | {mark} {text} |")

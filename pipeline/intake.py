@@ -14,6 +14,7 @@ import hashlib
 import mailbox
 import os
 import re
+import shutil
 import subprocess
 import time
 import zlib
@@ -64,6 +65,11 @@ class Intake:
     source: str  # provenance: where the patches came from
     base_commit: str = ""  # from a git range's BASE, else the mail's base-commit: trailer
     base_repo: str = ""  # where that commit can be fetched from
+    staging: Path | None = None  # where the patch mails were written; dropped once kept elsewhere
+
+    def discard(self) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def cache_dir() -> Path:

@@ -54,9 +54,16 @@ def plan(series_name: str | None, arch_names: list[str] | None, request: intake.
             if name not in config.BUILTIN_TESTS:
                 config.load_suite(name)
         build.fragments_for(arch, spec)
-    got = intake.obtain(request, spec if series_name else None, Path(tempfile.mkdtemp(prefix="kseries-mail-")))
+    staging = Path(tempfile.mkdtemp(prefix="kseries-mail-"))
+    try:
+        got = intake.obtain(request, spec if series_name else None, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    got.staging = staging
     if not series_name:
         if not got.base_commit and need_base:
+            got.discard()
             raise UserError(
                 f"The series from {got.source} names no base: its mails carry no 'base-commit:' trailer. "
                 "Pass --series NAME to take the base from that series' YAML, or --git REPO --range "
@@ -104,6 +111,7 @@ class Pipeline:
         self.applied: apply.Applied | None = None
         self.patches: list = []
         self.series = keep_series(got, self.run_dir / "series")
+        got.discard()
         self.source_note = got.source
 
     def persist(self) -> None:

@@ -121,13 +121,15 @@ def ingest_junit(db: sqlite3.Connection, path: Path) -> str:
     return run_id
 
 
+def run_dirs(results: Path) -> list[Path]:
+    """The run directories under a results root (results/latest is a link, not a run)."""
+    if not results.is_dir():
+        return []
+    return sorted(p for p in results.iterdir() if not p.is_symlink() and (p / "results.json").exists())
+
+
 def ingest_tree(db: sqlite3.Connection, results: Path) -> list[str]:
-    """Every run directory under a results root (results/latest is a link, not a run)."""
-    done = []
-    for run_dir in sorted(p for p in results.iterdir() if p.is_dir() and not p.is_symlink()):
-        if (run_dir / "results.json").exists():
-            done.append(ingest_run(db, run_dir))
-    return done
+    return [ingest_run(db, run_dir) for run_dir in run_dirs(results)]
 
 
 # ---- history ---------------------------------------------------------------

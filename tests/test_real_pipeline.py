@@ -174,26 +174,40 @@ def test_offline_series_matches_cover_letter_and_debian_tree(ci_runs):
     assert uses(pkg) == {}
 
 
-def test_conflicting_series_is_blamed_at_the_right_patch(tmp_path):
+SEED_PATCHES = sorted((REPO / "configs" / "series" / "page_mapped").glob("*.patch"))
+
+
+def renumber(text: str, label: str) -> str:
+    """A seed patch mail as patch `label` ("k/n") of another series."""
+    old = text[text.index("[PATCH"):].split("]")[0] + "]"
+    return text.replace(old, f"[PATCH {label}]", 1)
+
+
+def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64"):
+    """`invoke ci` on a test-only series: the seed's YAML (same base, arches, tests) with
+    these patch mails and a thread of its own, in a copy of configs/."""
     from conftest import invoke
 
     configs = tmp_path / "configs"
     shutil.copytree(REPO / "configs", configs)
-    broken = configs / "series" / "broken"
-    broken.mkdir()
-    good = sorted((configs / "series" / "page_mapped").glob("*.patch"))
-    (broken / "0001.patch").write_text(good[0].read_text().replace("[PATCH 1/3]", "[PATCH 1/2]"))
-    text = good[2].read_text().replace("[PATCH 3/3]", "[PATCH 2/2]")
+    (configs / "series" / name).mkdir()
+    for i, text in enumerate(mails, 1):
+        (configs / "series" / name / f"{i:04d}.patch").write_text(text)
+    yaml = (configs / "series" / "page_mapped.yaml").read_text()
+    (configs / "series" / f"{name}.yaml").write_text(  # its own thread, never the seed's
+        yaml.replace("name: page_mapped", f"name: {name}").replace("patches: page_mapped", f"patches: {name}")
+        .replace(config.load_series("page_mapped").message_id, f"{name}@kseries.test"))
+    results = tmp_path / "results"
+    proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results),
+                  env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+    return proc, results
+
+
+def test_conflicting_series_is_blamed_at_the_right_patch(tmp_path):
+    text = renumber(SEED_PATCHES[2].read_text(), "2/2")
     # the context no longer matches the base's rmap.c comment
     text = text.replace(" * long as we observe", " * long as we really observe")
-    (broken / "0002.patch").write_text(text)
-    yaml = (configs / "series" / "page_mapped.yaml").read_text()
-    (configs / "series" / "broken.yaml").write_text(  # another series: its own thread, never the seed's
-        yaml.replace("name: page_mapped", "name: broken").replace("patches: page_mapped", "patches: broken")
-        .replace(config.load_series("page_mapped").message_id, "broken@kseries.test"))
-    results = tmp_path / "results"
-    proc = invoke("ci", "--series", "broken", "--arch", "x86_64", "--results", str(results),
-                  env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+    proc, results = run_test_series(tmp_path, "broken", [renumber(SEED_PATCHES[0].read_text(), "1/2"), text])
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     suites = cases_by_suite(results / "latest" / "junit.xml")
     assert [s for _, s, _ in suites["apply"]] == ["PASS", "Failure"]
@@ -245,28 +259,11 @@ def test_reordered_series_breaks_bisection_and_a_new_warning_is_attributed(ci_ru
     """Real per-patch builds of a test-only series: the removal first, then its callers'
     conversions, then a patch that adds one unused variable. The base is the seed's, so
     its results come from the baseline cache."""
-    from conftest import invoke
-
-    configs = tmp_path / "configs"
-    shutil.copytree(REPO / "configs", configs)
-    broken = configs / "series" / "reordered"
-    broken.mkdir()
-    good = sorted((configs / "series" / "page_mapped").glob("*.patch"))
-    for i, patch in enumerate([good[2], good[0], good[1]], 1):
-        text = patch.read_text()
-        (broken / f"000{i}.patch").write_text(text.replace(text[text.index("[PATCH"):].split("]")[0] + "]",
-                                                           f"[PATCH {i}/4]", 1))
     base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
                               config.load_series("page_mapped"))
-    (broken / "0004.patch").write_text(
-        unused_variable_patch(base.repo, base.commit, "mm/util.c", "void kfree_const(const void *x)", "4/4"))
-    yaml = (configs / "series" / "page_mapped.yaml").read_text()
-    (configs / "series" / "reordered.yaml").write_text(
-        yaml.replace("name: page_mapped", "name: reordered").replace("patches: page_mapped", "patches: reordered")
-        .replace(config.load_series("page_mapped").message_id, "reordered@kseries.test"))
-    results = tmp_path / "results"
-    proc = invoke("ci", "--series", "reordered", "--arch", "x86_64", "--results", str(results),
-                  env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+    mails = [renumber(SEED_PATCHES[k].read_text(), f"{i}/4") for i, k in enumerate((2, 0, 1), 1)]
+    mails.append(unused_variable_patch(base.repo, base.commit, "mm/util.c", "void kfree_const(const void *x)", "4/4"))
+    proc, results = run_test_series(tmp_path, "reordered", mails)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     assert "reusing the base results cached under" in proc.stdout  # the seed's base, not rebuilt
     suites = cases_by_suite(results / "latest" / "junit.xml")
