@@ -1,5 +1,6 @@
 """git am on a small real repository: a conflict names patch k/n, its subject and the file."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,27 @@ def test_unchanged_files_keep_their_mtime_across_runs(tmp_path):
     time.sleep(0.05)
     second = apply.run(ctx, repo, "t", base, series)
     assert (second.worktree / "mm.c").stat().st_mtime_ns == before
+
+
+def test_per_patch_checkouts_give_the_tip_files_their_mtime_back(tmp_path):
+    """What the orchestrator does around the per-patch builds of one arch: snapshot at the
+    tip, check out the earlier states (new mtimes), come back, restore. Files the series
+    touched get the tip's mtimes back, so other arches' build dirs see no change."""
+    repo, base, patches = make_series(tmp_path)
+    ctx = ctx_for(tmp_path)
+    applied = apply.run(ctx, repo, "s", base, load_patch_dir(patches, "t", "test"))
+    wt, (first, tip) = applied.worktree, applied.commits
+    old = 1_000_000_000_000_000_000
+    for name in ("mm.c", "rmap.c"):
+        os.utime(wt / name, ns=(old, old))
+    keep = apply.snapshot(ctx, wt, tip, f"{first}^")
+    assert set(keep) == {"mm.c", "rmap.c"}
+    git(wt, "checkout", "-q", "--detach", first)  # rmap.c rewritten
+    git(wt, "checkout", "-q", "--detach", tip)
+    assert (wt / "rmap.c").stat().st_mtime_ns != old
+    assert apply.restore_mtimes(ctx, wt, keep) == 2
+    assert [(wt / n).stat().st_mtime_ns for n in ("mm.c", "rmap.c")] == [old, old]
+    # a file whose content is not the tip's keeps its new mtime
+    git(wt, "checkout", "-q", "--detach", first)
+    assert apply.restore_mtimes(ctx, wt, keep) == 1  # rmap.c differs from the tip: left as is
+    assert (wt / "rmap.c").stat().st_mtime_ns != old
