@@ -2,7 +2,8 @@
 
 from invoke import Exit, task
 
-from pipeline import cli, setup as setup_mod
+from pipeline import cli
+from pipeline.infra import host as setup_mod
 
 
 def _exit(code: int) -> None:
@@ -11,10 +12,11 @@ def _exit(code: int) -> None:
 
 
 @task(help={"quiet": "print only what is missing or changed",
-            "image_cache": "directory of saved images: load from it instead of building, save what was built"})
-def setup(c, quiet=False, image_cache=""):
-    """Install and start what kseries needs (Docker engine, debootstrap); idempotent."""
-    _exit(cli.guarded(setup_mod.ensure, quiet=quiet, image_cache=image_cache))
+            "image_cache": "directory of saved images: load from it instead of building, save what was built",
+            "test": "also install what the test suite needs (cpio, chromium)"})
+def setup(c, quiet=False, image_cache="", test=False):
+    """Install and start what kseries needs (Docker engine, debootstrap, images); idempotent."""
+    _exit(cli.guarded(setup_mod.ensure, quiet=quiet, image_cache=image_cache, test=test))
 
 
 SOURCE_HELP = {
@@ -29,23 +31,26 @@ SOURCE_HELP = {
 
 
 def _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url):
-    from pipeline.intake import Request
+    from pipeline.intake.sources import Request
 
     return Request(msgid or "", lore_url or "", mbox or "", git or "", range or "", patchwork or "",
                    patchwork_url or "")
 
 
-@task(iterable=["arch"], help={
+@task(iterable=["arch"], optional=["resume"], help={
     "series": "series name (configs/series/NAME.yaml): base, arches and tests; the patches too unless a source flag is given",
     "arch": "architecture or alias; repeatable (default: the series' arches)",
     "results": "results root directory (default: results)",
+    "resume": "complete an interrupted or partly failed run (RUN_DIR, or alone: the latest run [of --series]), "
+              "rerunning only stages that did not finish or whose inputs changed",
+    "verbose": "end with every testcase (else: the stages, what did not pass, the verdict)",
     **SOURCE_HELP,
 })
-def ci(c, series=None, arch=None, results="results", msgid=None, lore_url=None, mbox=None, git=None,
-       range=None, patchwork=None, patchwork_url=None):
+def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, msgid=None, lore_url=None,
+       mbox=None, git=None, range=None, patchwork=None, patchwork_url=None):
     """Build, boot and check a series on each architecture; write JUnit to results/latest."""
     request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
-    _exit(cli.guarded(cli.ci, series, arch or None, results, request))
+    _exit(cli.guarded(cli.ci, series, arch or None, results, request, resume or "", verbose))
 
 
 @task(help={"series": "series name (configs/series/NAME.yaml)", **SOURCE_HELP})
@@ -59,6 +64,7 @@ def series(c, series=None, msgid=None, lore_url=None, mbox=None, git=None, range
 @task(help={"fast": "unit tests only (skip the real Docker/QEMU tier)", "k": "pytest -k expression"})
 def test(c, fast=False, k=""):
     """Run the test suite (unit tests plus the real tier: git, Docker, make, QEMU)."""
+    _exit(cli.guarded(setup_mod.ensure_test_tools, quiet=True))
     args = ["-m", "not real"] if fast else []
     if k:
         args += ["-k", k]
@@ -84,13 +90,26 @@ def dashboard(c, results="results", db="", output="", junit=None, serve=False, p
     _exit(cli.guarded(cli.dashboard, results, db, output, junit or [], serve, port))
 
 
-@task(iterable=["merge"], help={
+@task(iterable=["merge"], optional=["email"], help={
     "merge": "a run directory, results root or JUnit file to merge; repeatable",
-    "output": "merged JUnit file (default: merged-junit.xml)",
+    "output": "merged JUnit file (default: merged-junit.xml); with --email, the mail file (default: RUN_DIR/reply.eml)",
+    "email": "write the run's report as a reply mail to the series' thread (RUN_DIR, or alone: results/latest)",
+    "send": "with --email: deliver it over SMTP (KSERIES_SMTP_HOST, _PORT, _TLS, _USER, _PASSWORD)",
+    "logs_url": "where the run directories are published (e.g. the dashboard), for links in the mail",
+    "results": "results root for --email alone (default: results)",
+    "patchwork": "post one check per patch and arch to this patchwork instance (token: KSERIES_PATCHWORK_TOKEN)",
+    "run": "the run directory for --patchwork (default: RESULTS/latest)",
 })
-def report(c, merge=None, output="merged-junit.xml"):
-    """Merge the JUnit XML of several runs or CI jobs into one file."""
-    _exit(cli.guarded(cli.merge_reports, merge or [], output))
+def report(c, merge=None, output="", email=None, send=False, logs_url="", results="results", patchwork="",
+           run=""):
+    """Merge the JUnit of several runs (--merge), write/send a run's reply mail (--email), or post
+    its patchwork checks (--patchwork URL)."""
+    if patchwork:
+        _exit(cli.guarded(cli.patchwork_checks, patchwork, run or True, results, logs_url))
+    elif email:
+        _exit(cli.guarded(cli.reply_mail, email, results, output, send, logs_url))
+    else:
+        _exit(cli.guarded(cli.merge_reports, merge or [], output or "merged-junit.xml"))
 
 
 @task(iterable=["arch"], help={
@@ -105,7 +124,8 @@ def plan(c, series=None, arch=None, msgid=None, lore_url=None, mbox=None, git=No
     _exit(cli.guarded(cli.plan, series, arch or None, request))
 
 
-@task(help={"results": "results root (default: results)", "markdown": "write Markdown (for a CI job summary)"})
-def summary(c, results="results", markdown=False):
+@task(help={"results": "results root (default: results)", "markdown": "write Markdown (for a CI job summary)",
+            "annotate": "also print GitHub Actions ::error/::warning lines for what failed"})
+def summary(c, results="results", markdown=False, annotate=False):
     """Print the verdict of every run under a results root (Markdown with --markdown)."""
-    _exit(cli.guarded(cli.summary, results, markdown))
+    _exit(cli.guarded(cli.summary, results, markdown, annotate))

@@ -13,10 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import apply, build, config, intake, source
-from pipeline.context import Context, cache_root
-from pipeline.progress import Progress
-from pipeline.runner import Runner
+from pipeline.stages import apply, build, source
+from pipeline.model import config
+from pipeline.intake import sources as intake
+from pipeline.infra.context import Context, cache_root
+from pipeline.infra.progress import Progress
+from pipeline.infra.runner import Runner
 
 
 def main() -> int:

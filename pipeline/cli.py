@@ -1,42 +1,76 @@
 """Entry points behind tasks.py: each returns an exit code; user and
-infrastructure errors become one paragraph on stderr, never a traceback."""
+infrastructure errors become one paragraph on stderr, never a traceback -
+not even for a bug in kseries itself (its traceback goes to a file)."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import textwrap
+import traceback
 from pathlib import Path
 
-from . import intake, orchestrator
-from .errors import KseriesError, UserError
+from pipeline.infra.errors import EXIT_INFRA, EXIT_INTERRUPTED, KseriesError, UserError
+from pipeline.intake import sources as intake
+from pipeline.run import pipeline
 
 
 def guarded(fn, *args, **kw) -> int:
     try:
         return fn(*args, **kw)
     except KseriesError as exc:
-        print(textwrap.fill(f"kseries: {exc.kind}: {exc.message}", width=100), file=sys.stderr)
+        say(f"kseries: {exc.kind}: {exc.message}")
         return exc.exit_code
+    except KeyboardInterrupt:
+        say("kseries: interrupted before the run started; nothing was kept.")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug in kseries: one paragraph, the traceback to a file
+        crash = Path(tempfile.mkstemp(prefix="kseries-crash-", suffix=".log")[1])
+        crash.write_text(traceback.format_exc())
+        say(f"kseries: internal error: {type(exc).__name__}: {exc}. This is a bug in kseries, not in your "
+            f"input or the series; the traceback is in {crash}. Please report it with that file.")
+        return EXIT_INFRA
+
+
+def say(text: str) -> None:
+    print(textwrap.fill(text, width=100), file=sys.stderr)
 
 
 def ci(series: str | None, arches: list[str] | None, results: str = "results",
-       request: intake.Request | None = None) -> int:
-    spec, arch_list, got = orchestrator.plan(series, arches, request)
-    pipe = orchestrator.Pipeline(spec, arch_list, Path(results).resolve(), got)
-    code = pipe.run()
+       request: intake.Request | None = None, resume: str | bool = "", verbose: bool = False) -> int:
+    if resume:
+        if arches or (request and request.given):
+            raise UserError("--resume completes an earlier run with its own patches and arches: pass no "
+                            "--arch and no patch source with it (only --series, or the run directory).")
+        root = Path(results).resolve()
+        run_dir = Path(resume).resolve() if isinstance(resume, str) else pipeline.latest_run(root, series)
+        if not (run_dir / "results.json").is_file():
+            raise UserError(f"--resume {resume}: {run_dir} is not a kseries run directory (no results.json). "
+                            "Pass a directory under results/, or --resume alone for the latest run.")
+        run = pipeline.Run.resume(run_dir)
+        run.ctx.progress.say("run", "", f"resuming {run_dir.name}: finished stages are reused")
+    else:
+        spec, arch_list, got = pipeline.plan(series, arches, request)
+        run = pipeline.Run.create(spec, arch_list, Path(results).resolve(), got)
+    code = run.run()
+    from pipeline.report import summary as summary_text
+
     print()
-    print((pipe.run_dir / "summary.txt").read_text(), end="")
-    print(f"JUnit: {pipe.run_dir / 'junit.xml'}  (results/latest -> {pipe.run_dir.name})")
+    print((run.run_dir / "summary.txt").read_text() if verbose else summary_text.terminal(run.record, run.run_dir),
+          end="")
+    print(f"JUnit: {run.run_dir / 'junit.xml'}  (results/latest -> {run.run_dir.name})")
     return code
 
 
 def show_series(series: str | None, request: intake.Request | None = None) -> int:
     """The series as kseries would test it: patches, trailers, diffstat, base and sources."""
-    spec, _, got = orchestrator.plan(series, None, request, need_base=False)
+    spec, _, got = pipeline.plan(series, None, request, need_base=False)
     got.discard()
     print(intake.describe(got), end="")
     print()
     print(f"series: {spec.name}   arches: {', '.join(spec.arches)}   tests: {', '.join(spec.tests)}")
+    for what, why in (got.chosen or {}).items():
+        print(f"  {what}: {why}")
     off = spec.base.offline
     print(f"base: git {spec.base.git_url} at {spec.base.commit[:12] or '(unknown: no base-commit: trailer)'}" + (
         f", else Debian {off.package} ({off.suite})"
@@ -49,7 +83,7 @@ def show_series(series: str | None, request: intake.Request | None = None) -> in
 
 def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: bool, port: int) -> int:
     """Ingest every run under results (and any JUnit files) into the store, then build the site."""
-    from . import dashboard as site, store
+    from pipeline.report import dashboard as site, store
 
     root = Path(results)
     db = store.open_db(Path(db_path) if db_path else root / "kseries.db")
@@ -70,7 +104,7 @@ def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: 
 def merge_reports(inputs: list[str], output: str) -> int:
     import glob
 
-    from . import report
+    from pipeline.report import junit as report
 
     paths = [Path(p) for pattern in inputs for p in (sorted(glob.glob(pattern)) or [pattern])]
     if not paths:
@@ -86,7 +120,7 @@ def plan(series: str | None, arches: list[str] | None, request: intake.Request |
     import json
     import os
 
-    spec, arch_list, got = orchestrator.plan(series, arches, request)
+    spec, arch_list, got = pipeline.plan(series, arches, request)
     got.discard()
     matrix = {"arch": [a.name for a in arch_list]}
     print(json.dumps({"series": spec.name, "title": spec.title, "patches": len(got.parsed.series.patches),
@@ -97,10 +131,11 @@ def plan(series: str | None, arches: list[str] | None, request: intake.Request |
     return 0
 
 
-def summary(results: str, markdown: bool) -> int:
-    """Each run's verdict (the exit codes of the runs themselves carry pass/fail)."""
-    from . import store
-    from .results import RunRecord
+def summary(results: str, markdown: bool, annotate: bool = False) -> int:
+    """Each run's verdict (the exit codes of the runs themselves carry pass/fail). annotate: also
+    GitHub Actions workflow commands - ::error for what blames the series, ::warning for errors."""
+    from pipeline.model.results import RunRecord
+    from pipeline.report import store
 
     runs = store.run_dirs(Path(results))
     if not runs:
@@ -109,11 +144,67 @@ def summary(results: str, markdown: bool) -> int:
     if markdown:
         print("| run | arches | verdict |\n|---|---|---|")
     for run_dir in runs:
-        record = RunRecord.load(run_dir / "results.json")
-        text = store.verdict(record)
+        try:
+            record = RunRecord.load(run_dir / "results.json")
+        except UserError as exc:
+            print(f"{run_dir.name}: left out: {exc.message}")
+            continue
+        text = store.verdict(record)  # a run in progress says so
+        if annotate:
+            print("\n".join(annotations(record)))
         if markdown:
             mark = {0: "✅", 1: "❌", 2: "⚠️", 3: "⚠️"}.get(record.exit_code, "⚠️")
             print(f"| {record.run_id} | {', '.join(record.arches)} | {mark} {text} |")
         else:
             print(f"{record.run_id} [{', '.join(record.arches)}]: {text}")
+    return 0
+
+
+def annotations(record) -> list[str]:
+    """GitHub workflow commands for a run: regressions and own failures as errors, ERROR/MISS as warnings."""
+    from pipeline.run.policy import own_failures
+
+    def esc(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")[:900]
+
+    out = [f"::error title=regression {v.arch} {v.suite}::{esc(v.test + ': base ' + v.base + ' -> series ' + v.series)}"
+           for v in record.verdicts if v.blamed]
+    out += [f"::error title={c.role.tag(c.group)} {c.arch}::{esc(c.name + ': ' + c.message)}" for c in own_failures(record)]
+    out += [f"::warning title={c.status.value} {c.role.tag(c.group)}::{esc(c.name + ': ' + c.message)}"
+            for c in record.cases if c.status.broken]
+    return out
+
+
+def _run_dir(run: str | bool, results: str, flag: str) -> tuple[Path, object]:
+    from pipeline.model.results import RunRecord
+
+    run_dir = Path(run) if isinstance(run, str) else (Path(results) / "latest").resolve()
+    if not (run_dir / "results.json").is_file():
+        raise UserError(f"{flag} {run if isinstance(run, str) else ''}: {run_dir} is not a kseries run directory "
+                        "(no results.json). Pass a run directory, or --results ROOT whose 'latest' is one.")
+    return run_dir, RunRecord.load(run_dir / "results.json")
+
+
+def patchwork_checks(url: str, run: str | bool, results: str, logs_url: str) -> int:
+    from pipeline.report import patchwork
+
+    run_dir, record = _run_dir(run, results, "--run")
+    target = f"{logs_url.rstrip('/')}/{record.run_id}/summary.txt" if logs_url else ""
+    for line in patchwork.post(record, run_dir, url, target):
+        print(line)
+    return 0
+
+
+def reply_mail(run: str | bool, results: str, output: str, send: bool, logs_url: str) -> int:
+    """The run's report as a reply to its thread: written to a file, and sent with --send."""
+    from pipeline.report import reply
+
+    run_dir, record = _run_dir(run, results, "--email")
+    msg = reply.compose(record, run_dir, logs_url=logs_url)
+    path = Path(output) if output else run_dir / "reply.eml"
+    path.write_bytes(msg.as_bytes())
+    print(msg.as_string())
+    print(f"written to {path}")
+    if send:
+        print(reply.send(msg))
     return 0

@@ -22,10 +22,46 @@ def run_invoke():
     return invoke
 
 
-from pipeline.setup import docker_ok  # noqa: E402  (one probe for setup and tests)
+from pipeline.infra.host import docker_ok  # noqa: E402  (one probe for setup and tests)
 
 
 @pytest.fixture
 def need_docker():
     if not docker_ok():
         pytest.fail("the real tier needs a running Docker engine: run 'invoke setup' first")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(request, tmp_path_factory, monkeypatch):
+    """Unit tests touch no network but loopback and no cache but their own: KSERIES_CACHE (and so
+    every subprocess they start) points at a temporary directory, and a connection to any
+    address outside 127.0.0.0/8 and ::1 fails at once. The real tier keeps the real cache."""
+    if request.node.get_closest_marker("real"):
+        yield
+        return
+    import ipaddress
+    import socket
+
+    monkeypatch.setenv("KSERIES_CACHE", str(tmp_path_factory.mktemp("cache")))
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback(host) -> bool:
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return host == "localhost"
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not loopback(address[0]):
+            raise OSError(f"network blocked in unit tests: {address[0]}")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kw):
+        if host is not None and not loopback(host):
+            raise socket.gaierror(f"network blocked in unit tests: {host}")
+        return real_getaddrinfo(host, *args, **kw)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield

@@ -4,11 +4,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from pipeline import apply
-from pipeline.context import Context
-from pipeline.progress import Progress
-from pipeline.runner import Runner
-from pipeline.series import load_patch_dir
+from pipeline.stages import apply
+from pipeline.infra.context import Context
+from pipeline.infra.progress import Progress
+from pipeline.infra.runner import Runner
+from pipeline.model.series import load_patch_dir
 
 ENV = ["-c", "user.name=t", "-c", "user.email=t@t"]
 

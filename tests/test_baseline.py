@@ -2,25 +2,30 @@
 
 import dataclasses
 
-from pipeline import baseline, config
-from pipeline.results import Case, StageRecord, Status
+from pipeline.model import config
+from pipeline.model.lane import Role
+from pipeline.model.results import Case, Kind, StageResult, Status
+from pipeline.run import baseline, verdict
+
+BASE, SERIES = Role.BASE, Role.SERIES
 
 
-def case(suite, name, status, flaky=False, message=""):
-    return Case(suite, f"x86_64: {suite.removeprefix('base-')}: {name}", status, 0, message, "log", "x86_64", flaky)
+def case(role, suite, test, status, flaky=False, message=""):
+    return Case("suite", test, status, 0, message, "log", "x86_64", role, suite=suite, flaky=flaky)
 
 
 def test_every_transition_gets_its_kind():
-    base = [case("base-t", "a", Status.PASS), case("base-t", "b", Status.PASS), case("base-t", "c", Status.FAIL),
-            case("base-t", "d", Status.FAIL), case("base-t", "e", Status.PASS), case("base-t", "f", Status.PASS),
-            case("base-t", "h", Status.SKIP), case("base-other", "z", Status.FAIL)]
-    series = [case("t", "a", Status.PASS), case("t", "b", Status.FAIL, message="boom"), case("t", "c", Status.FAIL),
-              case("t", "d", Status.PASS), case("t", "e", Status.PASS, flaky=True), case("t", "g", Status.PASS),
-              case("t", "h", Status.SKIP), case("build", "bzImage", Status.FAIL)]
-    got = {v.test.split(": ")[-1]: v.kind for v in baseline.compare(base, series, {"t"})}
-    assert got == {"a": "ok", "b": "regression", "c": "pre-existing", "d": "fixed", "e": "flaky",
-                   "f": "gone", "g": "new", "h": "skipped"}
-    regression = next(v for v in baseline.compare(base, series, {"t"}) if v.kind == "regression")
+    base = [case(BASE, "t", "a", Status.PASS), case(BASE, "t", "b", Status.PASS), case(BASE, "t", "c", Status.FAIL),
+            case(BASE, "t", "d", Status.FAIL), case(BASE, "t", "e", Status.PASS), case(BASE, "t", "f", Status.PASS),
+            case(BASE, "t", "h", Status.SKIP), case(BASE, "other", "z", Status.FAIL)]
+    series = [case(SERIES, "t", "a", Status.PASS), case(SERIES, "t", "b", Status.FAIL, message="boom"),
+              case(SERIES, "t", "c", Status.FAIL), case(SERIES, "t", "d", Status.PASS),
+              case(SERIES, "t", "e", Status.PASS, flaky=True), case(SERIES, "t", "g", Status.PASS),
+              case(SERIES, "t", "h", Status.SKIP), Case("build", "bzImage", Status.FAIL, arch="x86_64")]
+    got = {v.test: v.kind for v in verdict.compare(base + series, {("x86_64", "t")})}
+    assert got == {"a": Kind.OK, "b": Kind.REGRESSION, "c": Kind.PRE_EXISTING, "d": Kind.FIXED, "e": Kind.FLAKY,
+                   "f": Kind.GONE, "g": Kind.NEW, "h": Kind.SKIPPED}
+    regression = next(v for v in verdict.compare(base + series, {("x86_64", "t")}) if v.kind is Kind.REGRESSION)
     assert regression.blamed and regression.base == "PASS" and regression.series == "FAIL"
     assert regression.excerpt.startswith("boom")
 
@@ -38,10 +43,59 @@ def test_key_changes_with_what_decides_the_results(tmp_path, monkeypatch):
 
 
 def test_cache_round_trip_keeps_only_clean_baselines(tmp_path):
-    good = [StageRecord("base-build", "x86_64", Status.PASS, 1.0, "ok", cases=[case("base-build", "b", Status.PASS)])]
+    good = [StageResult("build", "x86_64", BASE, Status.PASS, 1.0, "ok",
+                        cases=[Case("build", "bzImage", Status.PASS, arch="x86_64", role=BASE)])]
     baseline.save(tmp_path, "k1", good, "run-1")
     back = baseline.load(tmp_path, "k1")
-    assert back[0].cases[0].status == Status.PASS and back[0].stage == "base-build"
-    bad = good + [StageRecord("base-boot", "x86_64", Status.ERROR, 1.0, "qemu died")]
+    assert back[0].cases[0].status == Status.PASS and back[0].stage == "build" and back[0].role is BASE
+    bad = good + [StageResult("boot", "x86_64", BASE, Status.ERROR, 1.0, "qemu died")]
     baseline.save(tmp_path, "k2", bad, "run-2")
     assert baseline.load(tmp_path, "k2") is None
+
+
+def test_a_test_the_hung_series_never_reached_is_a_regression_only_if_the_base_finished_it():
+    base = [case(BASE, "t", "a", Status.PASS), case(BASE, "t", "b", Status.PASS)]
+    series = [case(SERIES, "t", "a", Status.PASS),
+              case(SERIES, "t", "finished", Status.ERROR, message="hung: the guest reached init and was stopped")]
+    running = {("x86_64", "t")}
+    got = {v.test: v for v in verdict.compare(base + series, running, {("x86_64", "t", SERIES)})}
+    assert got["b"].kind is Kind.REGRESSION and "passed on the base" in got["b"].excerpt
+    assert got["finished"].kind is Kind.ERROR and not got["finished"].blamed
+    both = {v.test: v.kind for v in verdict.compare(base + series, running,
+                                                     {("x86_64", "t", SERIES), ("x86_64", "t", BASE)})}
+    assert both["b"] is Kind.ERROR  # it hung on both: the machine, not the series
+
+
+def test_a_suite_cut_short_by_the_guest_time_limit_is_an_error_not_a_failure():
+    from pipeline.stages import suites
+
+    nolibc = config.load_suite("nolibc")
+    lines = ["kseries-init: suite nolibc start", "Running test 'syscall'", "  1 getpid = 1   [OK]"]
+    cut = suites.results(nolibc, "x86_64", lines, hung="the guest reached init and was stopped at its 420 s limit")
+    assert [(c.test, c.status) for c in cut][-1] == ("finished", Status.ERROR)
+    assert suites.results(nolibc, "x86_64", lines)[-1].status == Status.FAIL  # the kernel stopped: its fault
+
+
+def test_tests_of_a_lane_that_did_not_build_are_not_run_not_regressions():
+    base = [case(BASE, "t", "a", Status.PASS)]
+    got = verdict.compare(base, {("x86_64", "t")}, unrun={("x86_64", "t"): "the x86_64 kernel build did not pass"})
+    assert [(v.test, v.kind, v.blamed) for v in got] == [("a", Kind.NOT_RUN, False)]
+    assert "the x86_64 kernel build did not pass" in got[0].excerpt
+
+
+def test_a_build_error_is_blamed_on_the_patch_that_introduced_it_only():
+    from pipeline.stages.per_patch import Step, cases
+
+    err = "make exited 2: arch/sh/mm/cache-sh4.c:251:25: error: implicit declaration of 'page_mapped'"
+    steps = [Step(1, 3, "a", Status.FAIL, 5, err), Step(2, 3, "b", Status.FAIL, 5, err.replace(":251:25:", ":252:25:")),
+             Step(3, 3, "c", Status.FAIL, 5, "make exited 2: mm/rmap.c:9:1: error: other")]
+    built = [c for c in cases("sh4", steps, []) if c.test == "build"]
+    assert built[0].message.startswith("patch 1/3 breaks the build on sh4") and built[0].since == 0
+    assert built[1].message.startswith("still broken since patch 1/3 on sh4") and built[1].since == 1
+    assert built[2].message.startswith("patch 3/3 breaks the build on sh4") and built[2].since == 0
+    from pipeline.model.results import RunRecord, StageResult
+    from pipeline.run import policy
+
+    rec = RunRecord("r", "s", "t", ["sh4"], "now")
+    rec.stages = [StageResult("per-patch", "sh4", SERIES, Status.FAIL, 0, cases=built)]
+    assert len(policy.own_failures(rec)) == 2  # patch 2/3 is not blamed again

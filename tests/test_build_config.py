@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from pipeline import build, config
+from pipeline.stages import build
+from pipeline.model import config
 
 
 def test_missing_options_are_named():
@@ -24,3 +25,26 @@ def test_fragments_are_arch_then_series_then_suites_that_run_there():
     assert names == ["boot.config", "x86_64.config", "bpf-syscall.config", "nolibc.config", "bpf-arena.config"]
     names = [p.name for p in build.fragments_for(config.resolve_arch("sh4"), spec)]
     assert names == ["boot.config", "sh4.config", "bpf-syscall.config", "nolibc.config"]
+
+
+def test_objects_a_killed_make_wrote_are_not_trusted(tmp_path):
+    import os
+    import time as time_
+
+    from pipeline.infra.runner import Runner
+    from pipeline.stages.build import scrub
+
+    out = tmp_path / "out"
+    (out / "mm").mkdir(parents=True)
+    old, half = out / "mm" / "rmap.o", out / "mm" / "memory.o"
+    old.write_bytes(b"complete")
+    os.utime(old, (1000, 1000))  # from an earlier, finished make
+    began = time_.time()
+    half.write_bytes(b"half-writ")  # being written when make was killed
+    (out / "mm" / ".memory.o.cmd").write_text("cmd")
+
+    class Ctx:
+        runner = Runner()
+
+    assert scrub(Ctx(), out, began) == 1
+    assert old.exists() and not half.exists() and (out / "mm" / ".memory.o.cmd").exists()

@@ -38,7 +38,7 @@ def test_series_shows_patches_and_diffstat(run_invoke):
     proc = run_invoke("series", "--series", "page_mapped")
     assert proc.returncode == 0, proc.stderr
     assert "[PATCH 3/3] mm: remove page_mapped()" in proc.stdout
-    assert "\n 5 files changed, 7 insertions(+), 17 deletions(-)\n" in proc.stdout
+    assert "\n 5 files changed, 7 insertions(+), 17 deletions(-)" in proc.stdout
     assert "linux-source-7.2" in proc.stdout
 
 

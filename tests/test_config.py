@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import boot, build, config, orchestrator, suites
-from pipeline.errors import UserError
+from pipeline.stages import boot, build, suites
+from pipeline.model import config
+from pipeline.run import pipeline as orchestrator
+from pipeline.infra.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,3 +124,33 @@ def test_plan_validates_before_work(monkeypatch, configs_copy):
     with pytest.raises(UserError) as err:
         orchestrator.plan("page_mapped", ["sh4"])
     assert "sh4.config" in err.value.message
+
+
+@pytest.mark.parametrize("written, read", [("01234567", "342391"), ("7.10", "7.1")])
+def test_a_number_where_text_belongs_is_an_error_not_a_conversion(configs_copy, written, read):
+    path = configs_copy / "series" / "page_mapped.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("  commit: a2ddbfd1af0f54ea84bf17f0400088815d012e8d", f"  commit: {written}"))
+    with pytest.raises(UserError) as err:
+        config.load_series("page_mapped", configs_copy)
+    assert str(path) in err.value.message and "'commit'" in err.value.message
+    assert read in err.value.message and "in quotes" in err.value.message
+
+
+def test_a_series_without_yaml_runs_the_suites_and_arches_its_paths_call_for(configs_copy, monkeypatch):
+    from pipeline.run import select
+
+    monkeypatch.setattr(config, "CONFIGS", configs_copy)
+    spec = config.adhoc_series("adhoc-x", "t", "a" * 40, root=configs_copy)
+    paths = ["kernel/bpf/arena.c", "arch/sh/mm/cache-sh4.c", "arch/mips/mm/c-r4k.c", "mm/rmap.c"]
+    chosen, why = select.choose(spec, paths)
+    assert "bpf_arena" in chosen.tests and why["test bpf_arena"] == "the series changes kernel/bpf/arena.c, which it covers"
+    assert chosen.arches == spec.arches  # sh4 is a default already
+    assert "no configs/arches YAML" in why["arch/mips"]
+    unrelated, _ = select.choose(spec, ["mm/rmap.c"])
+    assert "bpf_arena" not in unrelated.tests
+    riscv = (configs_copy / "arches" / "x86_64.yaml").read_text().replace("name: x86_64", "name: riscv64") \
+        .replace("arch/x86/boot/bzImage", "arch/riscv/boot/Image").replace("aliases: [amd64, x86-64, x64]", "aliases: []")
+    (configs_copy / "arches" / "riscv64.yaml").write_text(riscv)
+    more, why = select.choose(spec, ["arch/riscv/kernel/setup.c"])
+    assert "riscv64" in more.arches and why["arch riscv64"] == "the series changes arch/riscv/"

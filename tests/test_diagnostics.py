@@ -1,6 +1,6 @@
 """Build-log diagnostics: parsed, normalized so line shifts do not count, compared as sets."""
 
-from pipeline import diagnostics
+from pipeline.stages import diagnostics
 
 STEP1 = """\
   CC      mm/rmap.o
@@ -47,3 +47,20 @@ def test_state_of_a_build_dir_across_incremental_steps(tmp_path):
     # a clean recompile of arena.c forgets its warnings
     s3 = diagnostics.warning_set(diagnostics.update(tmp_path, "  CC      kernel/bpf/arena.o\n"))
     assert not any("arena.c" in k for k in s3)
+
+
+def test_objtool_modpost_and_linker_warnings_count_too(tmp_path):
+    link1 = ("  LD      vmlinux.o\n"
+             "vmlinux.o: warning: objtool: arena_free_pages+0x1a2: call to memset() leaves .noinstr.text section\n"
+             "WARNING: modpost: vmlinux: section mismatch in reference: foo+0x10 (section: .text) -> bar\n"
+             "ld: warning: arch/x86/boot/compressed/vmlinux has a LOAD segment with RWX permissions\n")
+    d = diagnostics.parse(link1)
+    assert [(x.file, x.message) for x in d] == [
+        ("vmlinux.o", "objtool: arena_free_pages: call to memset() leaves .noinstr.text section"),
+        ("modpost", "modpost: vmlinux: section mismatch in reference: foo (section: .text) -> bar"),
+        ("ld", "arch/x86/boot/compressed/vmlinux has a LOAD segment with RWX permissions")]
+    s1 = diagnostics.warning_set(diagnostics.update(tmp_path, link1))
+    moved = link1.replace("+0x1a2", "+0x1b0")  # the code moved: the same warning
+    assert diagnostics.warning_set(diagnostics.update(tmp_path, moved)) == s1
+    relinked_clean = diagnostics.warning_set(diagnostics.update(tmp_path, "  LD      vmlinux.o\n"))
+    assert relinked_clean == set()  # linked again without them: gone

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from pipeline.initramfs import newc
+from pipeline.stages.initramfs import newc
 
 
 def test_cpio_tool_reads_our_archive(tmp_path):

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import apply, config, intake, mail
-from pipeline.context import Context
-from pipeline.progress import Progress
-from pipeline.runner import Runner
+from pipeline.stages import apply
+from pipeline.model import config
+from pipeline.intake import sources as intake, mail
+from pipeline.infra.context import Context
+from pipeline.infra.progress import Progress
+from pipeline.infra.runner import Runner
 
 SEED = config.load_series("page_mapped")
 SEED_MAILS = [p.read_bytes() for p in sorted(SEED.patch_dir.glob("*.patch"))]
@@ -38,7 +40,8 @@ def msg(subject: str, body: str, msgid: str = "", reply_to: str = "", sender: st
 
 
 def revision(raw: bytes, rev: str) -> bytes:
-    return raw.replace(b"[PATCH ", f"[PATCH {rev} ".encode(), 1)
+    """A seed mail as revision rev of its series: its subject and its message-ids say so."""
+    return raw.replace(b"[PATCH ", f"[PATCH {rev} ".encode(), 1).replace(b"-v1-", f"-{rev}-".encode())
 
 
 COVER = msg("[PATCH 0/3] mm: remove page_mapped()",
@@ -47,9 +50,9 @@ COVER = msg("[PATCH 0/3] mm: remove page_mapped()",
 PATCH2_ID = re.search(rb"Message-Id: <([^>]+)>", SEED_MAILS[1]).group(1).decode()
 THREAD = mbox(COVER, *SEED_MAILS,
               msg("Re: [PATCH 0/3] mm: remove page_mapped()", "> Let's\nAcked-by: Zi Yan <ziy@example.org>\n",
-                  "r1@x", COVER_ID),
-              msg("Re: [PATCH 2/3] bpf: arena", "> diff --git a/x b/x\n> Reviewed-by: Not Given <q@x>\n"
-                  "Reviewed-by: Alexei <ast@example.org>\n", "r2@x", PATCH2_ID))
+                  "r1@x", COVER_ID, sender="Zi Yan <ziy@example.org>"),
+              msg("Re: [PATCH 2/3] bpf: arena", "> diff --git a/x b/x\n> Reviewed-by: Not Given <q@x.org>\n"
+                  "Reviewed-by: Alexei <ast@example.org>\n", "r2@x", PATCH2_ID, sender="Alexei <ast@example.org>"))
 
 
 class Lore(http.server.BaseHTTPRequestHandler):
@@ -231,14 +234,15 @@ def bad_inputs(tmp_path: Path, server: str) -> list[tuple[str, list[str], int, l
         ("malformed mbox", ["--mbox", write(tmp_path, "bad.mbox", b"From x\n\x00\x01 garbage\n\nmore\n")], 2,
          ["bad.mbox is not mail", "Pass an mbox"]),
         ("truncated patch", ["--mbox", write(tmp_path, "cut.mbox", mbox(m1, m2, cut))], 2,
-         ["Patch 3/3 'mm: remove page_mapped()'", "is truncated: mm/rmap.c", "fetch it again"]),
+         ["Patch 3/3 'mm: remove page_mapped()'", "is not a patch git can read: corrupt patch at line",
+          "of the mail", "fetch it again"]),
         ("patch k/n missing", ["--mbox", write(tmp_path, "gap.mbox", mbox(m1, m3))], 2,
          ["gap.mbox is incomplete", "missing 2"]),
         ("duplicate patch", ["--mbox", write(tmp_path, "dup.mbox", mbox(m1, m2, m3, patch_with(
             m3.replace(b"Message-Id: <", b"Message-Id: <other-"), 2, 3)))], 2, ["patch 2 more than once"]),
         ("two revisions mixed", ["--mbox", write(tmp_path, "mixed.mbox", mbox(
             revision(m1, "v2"), revision(m2, "v2"), revision(m3, "v1")))], 2,
-         ["v2 series", "missing 3", "an older revision has 3: revisions are mixed"]),
+         ["v2 series", "missing 3", "an older revision in another thread has 3: revisions are mixed"]),
         ("mixed series lengths", ["--mbox", write(tmp_path, "len.mbox", mbox(m1, patch_with(m2, 2, 4), m3))], 2,
          ["disagree on the series length", "two series are mixed"]),
         ("non-patch mail only", ["--mbox", write(tmp_path, "talk.mbox", mbox(
@@ -308,6 +312,7 @@ def test_already_applied_patch_is_named_as_such_and_nothing_is_left_applied(tmp_
 
 def test_truncated_hunk_detection_on_the_real_patches():
     for raw in SEED_MAILS:
-        assert mail.truncated(mail.read("x", raw).body) == ""
+        stats, why = mail.numstat(mail.read("x", raw).body)
+        assert why == "" and stats
     body = mail.read("x", SEED_MAILS[2]).body
-    assert "line(s) early" in mail.truncated(body[: body.rindex("\n", 0, len(body) - 40)])
+    assert "corrupt patch at line" in mail.numstat(body[: body.rindex("\n", 0, len(body) - 40)])[1]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import boot, config
+from pipeline.stages import boot
+from pipeline.model import config
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -9,17 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import dashboard, kcidb, report, store
-from pipeline.results import Case, RunRecord, StageRecord, Status
+from pipeline.model.lane import Role
+from pipeline.model.results import Case, Kind, RunRecord, StageResult, Status, Verdict
+from pipeline.report import dashboard, junit, kcidb, store
+from pipeline.report import write as write_reports
 
 SCHEMA = Path(__file__).parent / "schemas" / "junit.xsd"
 BASE = "f226d8af79551d7b2b6a8f5b1c0a9e8d7c6b5a49"
 P, F, S = Status.PASS, Status.FAIL, Status.SKIP
+SER, BAS = Role.SERIES, Role.BASE
 
 
 def make_run(root: Path, run_id: str, started: str, mmap: Status, flaky_test: Status, exit_code: int,
              tip: str = "97cfdcdb5f3c") -> Path:
-    """A run as the orchestrator persists it: two arches, base and series lanes, per-patch builds."""
+    """A run as the pipeline persists it: two arches, base and series lanes, per-patch builds."""
     run_dir = root / run_id
     (run_dir / "x86_64").mkdir(parents=True)
     (run_dir / "series" / "patches").mkdir(parents=True)
@@ -28,27 +31,32 @@ def make_run(root: Path, run_id: str, started: str, mmap: Status, flaky_test: St
     (run_dir / "x86_64" / "build.log").write_text("  CC      mm/rmap.o\n")
     rec = RunRecord(run_id, "page_mapped", "mm: remove page_mapped()", ["x86_64", "sh4"], started,
                     provenance={"base-commit": BASE, "tip": tip, "patches": "offline copy"})
-    rec.stages.append(StageRecord("apply", "", P, 1.0, cases=[Case("apply", "patch 1/1: mm: x", P, 1.0)]))
+    rec.stages.append(StageResult("apply", "", SER, P, 1.0, cases=[Case("apply", "mm: x", P, 1.0, patch=1, patches=1)]))
     for arch in ("x86_64", "sh4"):
-        rec.stages.append(StageRecord("base-build", arch, P, 10, "built", cases=[Case("base-build", f"{arch}: bzImage", P, 10, arch=arch)]))
-        rec.stages.append(StageRecord("build", arch, P, 12, "built in 12 s", cases=[Case("build", f"{arch}: bzImage", P, 12, arch=arch)]))
-        rec.stages.append(StageRecord("bisect", arch, P, 0, cases=[Case("bisect", f"{arch}: patch 1/1: build", P, 12, "built", arch=arch)]))
-        rec.stages.append(StageRecord("boot", arch, P, 30, cases=[Case("boot", f"{arch}: boot to init (TCG)", P, 30, arch=arch)]))
+        rec.stages.append(StageResult("build", arch, BAS, P, 10, "built", cases=[
+            Case("build", "bzImage", P, 10, arch=arch, role=BAS)]))
+        rec.stages.append(StageResult("build", arch, SER, P, 12, "built in 12 s", cases=[
+            Case("build", "bzImage", P, 12, arch=arch)]))
+        rec.stages.append(StageResult("per-patch", arch, SER, P, 0, cases=[
+            Case("per-patch", "build", P, 12, "built", arch=arch, patch=1, patches=1)]))
+        rec.stages.append(StageResult("boot", arch, SER, P, 30, cases=[Case("boot", "boot to init (TCG)", P, 30, arch=arch)]))
         series_mmap = mmap if arch == "x86_64" else P
-        cases = [Case("nolibc", f"{arch}: nolibc: syscall.mmap_bad", series_mmap, 0.1, "" if series_mmap == P else "mmap returned 0", "", arch),
-                 Case("nolibc", f"{arch}: nolibc: syscall.getpid", flaky_test if arch == "x86_64" else P, 0.1, arch=arch)]
-        rec.stages.append(StageRecord("nolibc", arch, Status.worst(c.status for c in cases), 0, cases=cases))
-        rec.stages.append(StageRecord("base-nolibc", arch, P, 0, cases=[
-            Case("base-nolibc", f"{arch}: nolibc: syscall.mmap_bad", P, 0.1, arch=arch),
-            Case("base-nolibc", f"{arch}: nolibc: syscall.getpid", P, 0.1, arch=arch)]))
+        cases = [Case("suite", "syscall.mmap_bad", series_mmap, 0.1, "" if series_mmap == P else "mmap returned 0", "",
+                      arch, suite="nolibc"),
+                 Case("suite", "syscall.getpid", flaky_test if arch == "x86_64" else P, 0.1, arch=arch, suite="nolibc")]
+        rec.stages.append(StageResult("suite", arch, SER, Status.worst(c.status for c in cases), 0, suite="nolibc",
+                                      cases=cases))
+        rec.stages.append(StageResult("suite", arch, BAS, P, 0, suite="nolibc", cases=[
+            Case("suite", "syscall.mmap_bad", P, 0.1, arch=arch, role=BAS, suite="nolibc"),
+            Case("suite", "syscall.getpid", P, 0.1, arch=arch, role=BAS, suite="nolibc")]))
         for c in cases:
-            kind = "ok" if c.status == P else "regression"
-            rec.verdicts.append({"arch": arch, "suite": "nolibc", "test": c.name.split(": ", 2)[2], "base": "PASS",
-                                 "series": c.status.value, "kind": kind, "excerpt": c.message})
+            kind = Kind.OK if c.status == P else Kind.REGRESSION
+            rec.verdicts.append(Verdict(arch, "nolibc", c.test, "PASS", c.status.value, kind, c.message))
     rec.exit_code = exit_code
+    rec.verdict = "no regressions" if exit_code == 0 else "the series is blamed: 1 regression(s) against the base"
     rec.seconds = 100
     rec.save(run_dir / "results.json")
-    report.write(rec, run_dir)
+    write_reports(rec, run_dir)
     return run_dir
 
 
@@ -69,7 +77,7 @@ def test_junit_validates_against_the_common_schema_and_merges(three_runs, tmp_pa
     schema = xmlschema.XMLSchema(str(SCHEMA))
     schema.validate(str(regressed / "junit.xml"))
     out = tmp_path / "merged.xml"
-    suites, tests = report.merge([root / "20261101-100000-page_mapped", regressed / "junit.xml"], out)
+    suites, tests = junit.merge([root / "20261101-100000-page_mapped", regressed / "junit.xml"], out)
     schema.validate(str(out))
     merged = JUnitXml.fromfile(str(out))
     assert tests == 2 * len(RunRecord.load(regressed / "results.json").cases) and merged.tests == tests
@@ -100,13 +108,13 @@ def test_store_history_and_flaky(three_runs, tmp_path):
     assert len(store.ingest_tree(db, root)) == 3
     assert len(store.ingest_tree(db, root)) == 3  # again: replaced, not doubled
     assert len(store.runs(db)) == 3
-    hist = store.history(db, "nolibc", "x86_64", "x86_64: nolibc: syscall.mmap_bad")
+    hist = store.history(db, "nolibc", "x86_64", "syscall.mmap_bad")
     assert [h.status for h in hist] == ["FAIL", "PASS", "PASS"]  # newest first
-    assert ("nolibc", "x86_64", "x86_64: nolibc: syscall.getpid") in store.flaky(db)
-    assert ("nolibc", "sh4", "sh4: nolibc: syscall.getpid") not in store.flaky(db)
+    assert ("nolibc", "x86_64", "syscall.getpid") in store.flaky(db)
+    assert ("nolibc", "sh4", "syscall.getpid") not in store.flaky(db)
     # a failure of another series on the same base is that series' regression, not flakiness
-    assert ("nolibc", "x86_64", "x86_64: nolibc: syscall.mmap_bad") not in store.flaky(db)
-    assert len(store.durations(db, "boot", "sh4", "sh4: boot to init (TCG)")) == 3
+    assert ("nolibc", "x86_64", "syscall.mmap_bad") not in store.flaky(db)
+    assert len(store.durations(db, "boot", "sh4", "boot to init (TCG)")) == 3
     other = tmp_path / "other.xml"
     other.write_text('<testsuites><testsuite name="ltp" tests="2"><testcase name="mmap01"/>'
                      '<testcase name="mmap02"><failure message="TFAIL"/></testcase></testsuite></testsuites>')
@@ -156,3 +164,25 @@ def test_dashboard_in_a_real_browser(three_runs, tmp_path):
     finally:
         server.shutdown()
     assert (tmp_path / "dashboard-run.png").stat().st_size > 10_000
+
+
+def test_a_run_in_progress_is_shown_as_running_not_green(tmp_path):
+    root = tmp_path / "results"
+    run_dir = make_run(root, "20261104-100000-page_mapped", "2026-11-04T10:00:00+0000", P, P, 0)
+    rec = RunRecord.load(run_dir / "results.json")
+    rec.exit_code, rec.verdict = None, ""
+    rec.save(run_dir / "results.json")
+    db = store.open_db(tmp_path / "k.db")
+    store.ingest_tree(db, root)
+    row = store.runs(db)[0]
+    assert row["verdict"] == "running: 13 stage(s) done, last base-suite nolibc sh4"
+    assert dashboard.verdict_class(row["verdict"], row["exit_code"]) == "running"
+
+
+def test_kcidb_links_logs_under_the_published_url(three_runs, monkeypatch):
+    _, regressed = three_runs
+    monkeypatch.setenv("KSERIES_LOGS_URL", "https://ci.example.org/runs/")
+    data = kcidb.export(RunRecord.load(regressed / "results.json"), regressed)
+    logs = [b["log_url"] for b in data["builds"] if "log_url" in b]
+    assert logs == ["https://ci.example.org/runs/20261103-100000-regress/x86_64/build.log"]
+    assert kcidb.write(RunRecord.load(regressed / "results.json"), regressed).name == "kcidb.json"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
-from pipeline.errors import UserError
-from pipeline.series import FileStat, format_diffstat, load_patch_dir
+from pipeline.model import config
+from pipeline.infra.errors import UserError
+from pipeline.model.series import FileStat, format_diffstat, load_patch_dir
 
 SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seed"
 

@@ -2,10 +2,11 @@
 
 import pytest
 
-from pipeline import config, suites
-from pipeline.errors import UserError
-from pipeline.parsers import nolibc
-from pipeline.results import Status
+from pipeline.model import config
+from pipeline.stages import suites
+from pipeline.infra.errors import UserError
+from pipeline.stages.parsers import nolibc
+from pipeline.model.results import Status
 
 NOLIBC_OUTPUT = """\
 Running test 'startup'
@@ -122,7 +123,7 @@ TEST_PROGS_JSON = ('{"success": 2, "success_subtest": 2, "skipped": 1, "failed":
 
 
 def test_test_progs_lines_and_json_agree():
-    from pipeline.parsers import test_progs_json
+    from pipeline.stages.parsers import test_progs_json
 
     got = test_progs_json(TEST_PROGS_OUT.splitlines(), TEST_PROGS_JSON)
     assert [(n, s) for n, s, _, _ in got] == [
@@ -132,7 +133,7 @@ def test_test_progs_lines_and_json_agree():
 
 
 def test_test_progs_mangled_or_missing_json_is_unreadable():
-    from pipeline.parsers import Unreadable, test_progs_json
+    from pipeline.stages.parsers import Unreadable, test_progs_json
 
     with pytest.raises(Unreadable, match="no JSON"):
         test_progs_json(TEST_PROGS_OUT.splitlines(), None)

@@ -4,11 +4,11 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-from pipeline import symbols
-from pipeline.context import Context
-from pipeline.progress import Progress
-from pipeline.results import Status
-from pipeline.runner import Runner
+from pipeline.stages import symbols
+from pipeline.infra.context import Context
+from pipeline.infra.progress import Progress
+from pipeline.model.results import Status
+from pipeline.infra.runner import Runner
 
 HEADER = """#ifndef HELPERS_H
 #define HELPERS_H
@@ -52,7 +52,7 @@ def ctx(tmp_path):
 
 
 def patches(n):
-    return [SimpleNamespace(label=f"{i}/{n}") for i in range(1, n + 1)]
+    return [SimpleNamespace(label=f"{i}/{n}", index=i, total=n) for i in range(1, n + 1)]
 
 
 REMOVE = {"include/linux/helpers.h": HEADER.replace(

@@ -85,3 +85,30 @@ def test_a_wrong_flag_would_be_caught():
     for argv in (["ci", "--seris", "x"], ["deploy"]):
         with pytest.raises(ParseError):
             parser.parse_argv(argv)
+
+
+# The first major of each action that runs on Node 24 (Node 20 leaves GitHub's runners in
+# September 2026); an action not listed here fails the test until its Node 24 major is added.
+NODE24 = {"actions/checkout": 5, "actions/setup-python": 6, "actions/cache": 5, "actions/upload-artifact": 6,
+          "actions/download-artifact": 7, "actions/upload-pages-artifact": 5, "actions/deploy-pages": 5,
+          "mikepenz/action-junit-report": 6}
+
+
+def test_no_action_is_a_node20_major():
+    old = []
+    for wf in WORKFLOWS:
+        for action, major in re.findall(r"uses:\s*([\w.-]+/[\w.-]+)@v(\d+)", wf.read_text()):
+            if action not in NODE24 or int(major) < NODE24[action]:
+                old.append(f"{wf.name}: {action}@v{major}")
+    assert old == []
+
+
+def test_actionlint_runs_shellcheck_on_every_run_script():
+    assert shutil.which("shellcheck"), "shellcheck is missing: invoke setup --test installs it"
+
+
+def test_every_workflow_cancels_superseded_runs_and_limits_permissions():
+    for wf in WORKFLOWS:
+        data = yaml.safe_load(wf.read_text())
+        assert data.get("concurrency", {}).get("cancel-in-progress") is True, wf.name
+        assert data.get("permissions") == {"contents": "read"}, wf.name

@@ -1,0 +1,54 @@
+"""The run's answer: its exit code and one-line verdict, decided once from the results.
+
+- interrupted: 130 for SIGINT (Ctrl-C), 143 for SIGTERM (a cancelled job); nothing blamed; --resume finishes it
+- an input error found by a stage (a config fragment that does not take, a series
+  already merged in its base): 2
+- a failure of the series' own stages outside the suites, or a suite test that
+  regressed against the base: 1 (a test failing on the base too is not blamed)
+- trouble with the machine (ERROR) or with kseries itself (MISS): 3
+"""
+
+from __future__ import annotations
+
+from pipeline.infra.errors import EXIT_BLAMED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USER
+from pipeline.model.lane import Role
+from pipeline.model.results import Case, Kind, RunRecord, Status
+
+
+def own_failures(record: RunRecord) -> list[Case]:
+    """FAIL cases of the series' lanes outside the suites (suite tests are judged against the base)."""
+    return [c for c in record.cases if c.role is Role.SERIES and c.stage != "suite" and c.status == Status.FAIL
+            and not c.since]
+
+
+def decide(record: RunRecord) -> None:
+    """Set record.exit_code, record.error and record.verdict."""
+    inputs = [s for s in record.stages if s.fault == "input"]
+    broken = [s for s in record.stages if s.status.broken and s.fault not in ("input", "interrupted")]
+    regressions = [v for v in record.verdicts if v.blamed]
+    if inputs:
+        record.error = inputs[0].message
+    elif broken and not record.error:
+        record.error = broken[0].message if len(broken) == 1 else ""
+    if record.interrupted:
+        code = EXIT_TERMINATED if record.interrupted == "SIGTERM" else EXIT_INTERRUPTED
+        text = f"interrupted by {record.interrupted} - finished stages are kept; 'invoke ci --resume' completes the run"
+    elif inputs:
+        code, text = EXIT_USER, f"input error - {record.error}"
+    elif own_failures(record) or regressions:
+        own = own_failures(record)
+        code = EXIT_BLAMED
+        text = (f"the series is blamed: {len(regressions)} regression(s) against the base"
+                + (f", {len(own)} failure(s) of its own build/boot/check" if own else ""))
+    elif broken:
+        harness = any(s.status == Status.MISS for s in broken)
+        code = EXIT_INFRA
+        text = ("ERROR (kseries itself failed, not the series)" if harness
+                else "ERROR (infrastructure, not the series)") + (f" - {record.error}" if record.error else "")
+    elif record.verdicts:
+        pre = sum(1 for v in record.verdicts if v.kind is Kind.PRE_EXISTING)
+        code, text = EXIT_OK, "no regressions" + (
+            f" ({pre} pre-existing failure(s), also failing on the base)" if pre else "")
+    else:
+        code, text = EXIT_OK, "no failures"
+    record.exit_code, record.verdict = code, text

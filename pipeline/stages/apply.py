@@ -1,0 +1,174 @@
+"""Stage 'apply': the series applied with git am, one commit per patch.
+
+The worktree is kept per series between runs and reset to the base each run.
+Files whose content ends up as it was get their old mtime back, so the kept
+O= build directory sees only what really changed: a rerun with nothing
+changed rebuilds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.infra.context import Context
+from pipeline.model.results import Case, Status
+from pipeline.model.lane import base_builds
+from pipeline.model.series import Series
+from pipeline.stages.interface import Outcome, Work
+
+CONFLICT_RES = [
+    re.compile(r"^error: patch failed: (\S+?):\d+", re.M),
+    re.compile(r"^CONFLICT \([^)]*\): (?:Merge conflict in )?(\S+)", re.M),
+    re.compile(r"^error: (\S+): does not exist in index", re.M),
+    re.compile(r"^error: (\S+): already exists in (?:index|working directory)", re.M),
+]
+
+
+@dataclass
+class Applied:
+    worktree: Path
+    base: str
+    commits: list[str] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    ok: bool = True
+    already: bool = False  # a patch failed because the base already has it: the input's fault
+    message: str = ""
+
+
+def conflict_files(output: str) -> list[str]:
+    files: list[str] = []
+    for regex in CONFLICT_RES:
+        for name in regex.findall(output):
+            if name not in files:
+                files.append(name)
+    return files
+
+
+def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict[str, tuple[str, int]]]:
+    """The series' kept worktree, reset to base; returns it and the mtimes worth restoring."""
+    wt = ctx.cache / "trees" / name
+    log = ctx.log("apply.log")
+    if not (wt / ".git").exists():
+        ctx.runner.git(repo, "worktree", "prune")
+        ctx.progress.say("apply", "", f"checking out the base into {wt}")
+        ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
+        return wt, {}
+    gitdir = Path((wt / ".git").read_text().split("gitdir:", 1)[1].strip())
+    (gitdir / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
+    ctx.runner.git(wt, "am", "--abort", check=False)
+    old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
+    keep = snapshot(ctx, wt, old, base) if old else {}
+    ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
+    ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
+    return wt, keep
+
+
+def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:
+    """For every file that differs between since and at: its blob at `at` and its mtime now,
+    so restore_mtimes can give it back once the worktree holds that blob again."""
+    keep: dict[str, tuple[str, int]] = {}
+    for path in ctx.runner.git(wt, "diff", "--name-only", since, at).output.split():
+        blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{at}:{path}", check=False).output.strip()
+        try:
+            keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
+        except FileNotFoundError:
+            pass
+    return keep
+
+
+def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> int:
+    restored = 0
+    for path, (blob, mtime) in keep.items():
+        now = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"HEAD:{path}", check=False).output.strip()
+        if now and now == blob:
+            os.utime(wt / path, ns=(mtime, mtime))
+            restored += 1
+    return restored
+
+
+def merged(ctx: Context, wt: Path, patches: list) -> bool:
+    """Is the base already carrying these patches? Then they reverse-apply, last first
+    (in a scratch index, so the worktree is not touched)."""
+    index = wt.parent / f".{wt.name}.reverse-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        ctx.runner.git(wt, "read-tree", "HEAD", env=env)
+        return all(ctx.runner.git(wt, "apply", "--cached", "-R", str(p.path), env=env,
+                                  log=ctx.log("apply.log"), check=False).returncode == 0
+                   for p in reversed(patches))
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
+    wt, keep = worktree(ctx, repo, name, base)
+    result = Applied(wt, base)
+    log = ctx.log("apply.log")
+    env = {"GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
+    for i, patch in enumerate(series.patches):
+        start = time.monotonic()
+        done = ctx.runner.git(
+            wt, "-c", "core.hooksPath=/dev/null", "am", "-3", "--keep-cr", str(patch.path),
+            env=env, log=log, check=False,
+        )
+        seconds = time.monotonic() - start
+        if done.returncode == 0:
+            head = ctx.runner.git(wt, "rev-parse", "HEAD").output.strip()
+            result.commits.append(head)
+            result.cases.append(Case("apply", patch.subject, Status.PASS, seconds, f"commit {head[:12]}",
+                                     patch=patch.index, patches=patch.total))
+            continue
+        files = conflict_files(done.output)
+        ctx.runner.git(wt, "am", "--abort", check=False)
+        where = f" in {', '.join(files)}" if files else ""
+        result.ok = False
+        if merged(ctx, wt, series.patches[i:]):
+            result.already = True
+            result.message = (
+                f"patch {patch.label} '{patch.subject}' is already in base {base[:12]}: it does not "
+                "apply, but its reverse does. The series (or this patch) has been merged there; test "
+                "it on the base it was posted against (base-commit: in the cover letter), or drop "
+                "the merged patches"
+            )
+        else:
+            result.message = (
+                f"patch {patch.label} '{patch.subject}' does not apply to base {base[:12]}: "
+                f"conflict{where}"
+            )
+        result.cases.append(Case("apply", patch.subject, Status.FAIL, seconds, result.message, done.output[-3000:],
+                                 patch=patch.index, patches=patch.total))
+        for later in series.patches[i + 1:]:
+            result.cases.append(
+                Case("apply", later.subject, Status.SKIP, 0, f"not tried: patch {patch.label} failed to apply",
+                     patch=later.index, patches=later.total)
+            )
+        break
+    if result.ok:
+        restored = restore_mtimes(ctx, wt, keep)
+        if keep:
+            ctx.runner.note(f"# kept the mtime of {restored}/{len(keep)} files whose content did not change")
+    return result
+
+
+def stage(work: Work) -> Outcome:
+    """The series' patches on the base, in the series' kept worktree."""
+    src = work.need("source")
+    applied = run(work.ctx, Path(src.artifacts["repo"]), work.spec.name, src.artifacts["commit"],
+                  Series(work.spec.title, work.patches))
+    work.provenance["tip"] = applied.commits[-1] if applied.commits else ""
+    return Outcome(Status.PASS if applied.ok else Status.FAIL,
+                   applied.message or f"{len(applied.commits)} patches applied", applied.cases,
+                   artifacts={"worktree": str(applied.worktree), "commits": applied.commits},
+                   fault="input" if applied.already else "")  # merged already: the wrong base, not the series
+
+
+def checkout(work: Work) -> Outcome:
+    """The base's own kept worktree, for a base lane."""
+    src = work.need("source")
+    commit = src.artifacts["commit"]
+    tree = worktree(work.ctx, Path(src.artifacts["repo"]), base_builds(commit), commit)[0]
+    return Outcome(Status.PASS, f"base {commit[:12]} in {tree}", artifacts={"worktree": str(tree)})

@@ -1,0 +1,256 @@
+"""Stage 'build': kernel config from data, then make, in the toolchain container.
+
+The config is generated in its own kept directory from the arch's base target
+plus fragments (scripts/kconfig/merge_config.sh), checked option by option,
+and copied into the kept O= directory only when it changed, so make rebuilds
+only what a patch touched. Compiles go through ccache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.model import config
+from pipeline.stages import diagnostics
+from pipeline.infra.containers import Container, Mount
+from pipeline.stages import compiler_cache
+from pipeline.infra.context import Context
+from pipeline.infra.errors import InfraError, UserError
+from pipeline.model.results import Case, Status
+from pipeline.stages.interface import Outcome, Work
+
+ERROR_LINE = re.compile(r"(error:|Error \d+|undefined reference|No rule to make target)", re.I)
+FRAGMENT_LINE = re.compile(r"^(?:(CONFIG_\w+)=(.*)|# (CONFIG_\w+) is not set)\s*$")
+
+
+@dataclass
+class Built:
+    ok: bool
+    case: Case
+    kernel: Path | None = None  # the kernel image, copied into the lane's directory
+    out_dir: Path | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set')."""
+    values = {}
+    for line in text.splitlines():
+        m = FRAGMENT_LINE.match(line.strip())
+        if m:
+            if m.group(1):
+                values[m.group(1)] = m.group(2).strip()
+            else:
+                values[m.group(3)] = "n"
+    return values
+
+
+def missing_options(fragments: dict[str, str], final: dict[str, str]) -> list[str]:
+    """Options a fragment asks for that the final .config does not have."""
+    missing = []
+    for name, want in fragments.items():
+        got = final.get(name, "n")
+        if want != got:
+            missing.append(f"{name}={want} (got {got if got != 'n' else 'not set'})")
+    return missing
+
+
+def make_argv(arch: config.Arch, out: str, *targets: str, jobs: int | None = None, ccache: bool = False) -> list[str]:
+    argv = ["make", f"O={out}"]
+    argv += [f"{k}={v}" for k, v in arch.kernel.make_vars.items()]
+    if ccache:
+        argv.append(f"CC=ccache {arch.kernel.make_vars.get('CROSS_COMPILE', '')}gcc")
+    if jobs:
+        argv.append(f"-j{jobs}")
+    return argv + list(targets)
+
+
+def lane_dirs(ctx: Context, series_name: str, arch: config.Arch) -> tuple[Path, Path]:
+    root = ctx.cache / "build" / series_name / arch.name
+    return root / "config", root / "out"
+
+
+def fragments_for(arch: config.Arch, series: config.SeriesConfig) -> list[Path]:
+    from pipeline.stages.suites import fragments as suite_fragments
+
+    names = dict.fromkeys((*arch.kernel.fragments, *series.fragments, *suite_fragments(series, arch)))
+    return [config.fragment_path(n) for n in names]
+
+
+def inputs_key(tree: str, arch: config.Arch, series: config.SeriesConfig, image: str) -> str:
+    """What decides a build's result besides the tree: arch data, fragments, toolchain image."""
+    data = repr((tree, image, arch.name, arch.kernel.config_target, arch.kernel.image_target,
+                 sorted(arch.kernel.make_vars.items()),
+                 [(p.name, p.read_bytes()) for p in fragments_for(arch, series)]))
+    return hashlib.sha256(data.encode()).hexdigest()[:20]
+
+
+def scrub(ctx: Context, out_dir: Path, since: float) -> int:
+    """After make was killed (timeout, memory limit, interrupt): remove the objects it wrote, any of
+    which may be half-written yet newer than its sources, so the next make rebuilds them (from
+    ccache, mostly) instead of trusting them."""
+    removed = 0
+    for path in out_dir.rglob("*"):
+        if path.suffix in (".o", ".a", ".ko") or path.name in ("vmlinux", "vmlinux.o"):
+            try:
+                if path.is_file() and path.stat().st_mtime >= since - 1:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                pass
+    ctx.runner.note(f"# make was killed: removed {removed} file(s) it wrote in {out_dir}, none is trusted")
+    return removed
+
+
+def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: config.SeriesConfig, lane: Path,
+              dirs: str = "") -> Path:
+    """Generate the lane's .config in its kept config dir and check every fragment option."""
+    cfg_dir, _ = lane_dirs(ctx, dirs or series.name, arch)
+    frag_dir = lane / "fragments"
+    shutil.rmtree(frag_dir, ignore_errors=True)
+    frag_dir.mkdir(parents=True)
+    wanted: dict[str, str] = {}
+    names = []
+    for i, frag in enumerate(fragments_for(arch, series)):
+        name = f"{i:02d}-{frag.name}"
+        shutil.copy(frag, frag_dir / name)
+        names.append(f"/frag/{name}")
+        wanted.update(parse_config(frag.read_text()))
+    tree = ctx.runner.git(src, "rev-parse", "HEAD^{tree}").output.strip()
+    key = inputs_key(tree, arch, series, image)
+    stamp = cfg_dir / ".kseries-config-key"
+    if stamp.exists() and stamp.read_text() == key and (cfg_dir / ".config").exists():
+        ctx.progress.say("build", lane.name, "config unchanged (same tree, fragments and toolchain)")
+        return cfg_dir / ".config"
+    stamp.unlink(missing_ok=True)
+    script = " && ".join([
+        " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
+        # merge_config.sh writes temporary files into its cwd: run it in /cfg
+        "cd /cfg",
+        "/src/scripts/kconfig/merge_config.sh -m -O /cfg /cfg/.config " + " ".join(names),
+        "cd /src",
+        " ".join(make_argv(arch, "/cfg", "olddefconfig")),
+    ])
+    log = ctx.log(f"{lane.name}/config.log")
+    outcome = ctx.docker.run(
+        Container(image, ["sh", "-c", script], workdir="/src",
+                  mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)]),
+        log=log, timeout=900)
+    if outcome.timed_out or outcome.exit_code != 0:
+        raise InfraError(
+            f"Generating the {arch.name} kernel config failed (exit {outcome.exit_code}); see {log}."
+        )
+    final = parse_config((cfg_dir / ".config").read_text())
+    missing = missing_options(wanted, final)
+    if missing:
+        raise UserError(
+            f"The {arch.name} kernel config does not have what its fragments ask for: "
+            f"{'; '.join(missing)}. Fragments: {', '.join(str(f) for f in fragments_for(arch, series))}. "
+            "An option is usually dropped because a dependency is missing: add the dependency "
+            "to the fragment, or remove the option."
+        )
+    stamp.write_text(key)
+    return cfg_dir / ".config"
+
+
+def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig, lane: Path, dirs: str = "",
+        step: str = "", trusted: bool = False) -> Built:
+    """dirs names the kept config and O= directories (default: the series' name); step names an
+    intermediate state of the series ("patch 1/3"), built into the same directories. trusted: the
+    base's code, whose objects may go to the shared compiler cache (stages/compiler_cache.py)."""
+    image = ctx.image(arch.toolchain)
+    start = time.monotonic()
+    ctx.progress.say("build", lane.name, "configuring")
+    new_config = configure(ctx, image, src, arch, series, lane, dirs)
+    config_seconds = time.monotonic() - start
+    _, out_dir = lane_dirs(ctx, dirs or series.name, arch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = out_dir / ".config"
+    if not old.exists() or old.read_bytes() != new_config.read_bytes():
+        shutil.copy(new_config, old)
+    cache_mounts, cache_env = compiler_cache.mounts(ctx.cache, dirs or series.name, trusted)
+    tag = f"-{step.replace(' ', '-').replace('/', 'of')}" if step else ""  # "-patch-1of3"
+    log_name = f"build{tag}.log"
+    log = ctx.log(f"{lane.name}/{log_name}")
+    log.unlink(missing_ok=True)
+    counter = [0]
+    ctx.progress.say("build", lane.name, f"{step + ': ' if step else ''}make -j{ctx.jobs} {arch.kernel.image_target}")
+    began = time.time()
+    try:
+        outcome = ctx.docker.run(
+            Container(image, make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
+                      workdir="/src",
+                      env={**cache_env, "KBUILD_BUILD_TIMESTAMP": "kseries", "KBUILD_BUILD_USER": "kseries",
+                           "KBUILD_BUILD_HOST": "kseries"},
+                      mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), *cache_mounts]),
+            log=log, timeout=3 * 3600, on_line=ctx.progress.make_line("build", lane.name, counter))
+    except BaseException:  # interrupted: make was killed mid-write
+        scrub(ctx, out_dir, began)
+        raise
+    if outcome.timed_out or outcome.exit_code in (137, -9):
+        scrub(ctx, out_dir, began)
+    seconds = time.monotonic() - start
+    warnings = diagnostics.warning_set(diagnostics.update(out_dir, log.read_text(errors="replace")))
+    facts = {"config_seconds": round(config_seconds, 1), "make_seconds": round(outcome.seconds, 1),
+             "kbuild_steps": counter[0], "jobs": ctx.jobs, "image": image, "warnings": sorted(warnings)}
+    name = step or arch.kernel.image_target
+    shutil.copy(old, lane / f"config{tag}")
+    shutil.copy(log, lane / log_name)
+    if outcome.timed_out:
+        case = Case("build", name, Status.ERROR, seconds, "make did not finish within 3 h", arch=arch.name)
+        return Built(False, case, facts=facts)
+    if outcome.exit_code != 0:
+        text = log.read_text(errors="replace").splitlines()
+        errors = [line for line in text if ERROR_LINE.search(line)][:40]
+        if outcome.exit_code in (137, -9):
+            case = Case("build", name, Status.ERROR, seconds,
+                        "make was killed (out of memory?): infrastructure, not the series",
+                        "\n".join(text[-40:]), arch=arch.name)
+        else:
+            first = next((d for d in diagnostics.parse("\n".join(text)) if d.kind == "error"), None)
+            case = Case("build", name, Status.FAIL, seconds,
+                        f"make exited {outcome.exit_code}" + (f": {first}" if first else ""),
+                        "\n".join(errors or text[-40:]), arch=arch.name)
+        return Built(False, case, facts=facts)
+    built = out_dir / arch.kernel.image_path
+    if not built.exists():
+        case = Case("build", name, Status.FAIL, seconds, f"make succeeded but {arch.kernel.image_path} is missing",
+                    arch=arch.name)
+        return Built(False, case, facts=facts)
+    if step:  # an intermediate state: that it builds is the result; its image is not kept
+        return Built(True, Case("build", name, Status.PASS, seconds,
+                                f"built in {seconds:.0f} s ({counter[0]} kbuild steps)", arch=arch.name),
+                     None, out_dir, facts)
+    image_copy = lane / built.name
+    shutil.copy(built, image_copy)
+    facts["image_bytes"] = image_copy.stat().st_size
+    msg = f"built in {seconds:.0f} s ({counter[0]} kbuild steps)"
+    return Built(True, Case("build", name, Status.PASS, seconds, msg, arch=arch.name), image_copy, out_dir, facts)
+
+
+def stage(work: Work) -> Outcome:
+    """The lane's kernel: config from data, then make into the kept O= directory."""
+    lane = work.lane
+    work.image(work.arch.toolchain)
+    built = run(work.ctx, work.src, work.arch, work.spec, lane.dir, dirs=work.builds, trusted=lane.is_base)
+    if not lane.is_base and built.ok:  # the per-patch checkouts moved files: give them back their mtimes
+        from pipeline.stages import apply, per_patch
+
+        moved = per_patch.moved(work)
+        if moved:
+            restored = apply.restore_mtimes(work.ctx, work.src, moved)
+            work.ctx.runner.note(f"# steps done: gave {restored}/{len(moved)} files their pre-step mtime back")
+    artifacts = {"out_dir": str(built.out_dir)} if built.out_dir else {}
+    if built.kernel is not None:
+        artifacts["kernel"] = str(built.kernel)
+    return Outcome(built.case.status, built.case.message, [built.case], built.facts, artifacts)
+
+
+def key(work: Work) -> str:
+    tree = work.ctx.runner.git(work.src, "rev-parse", "HEAD^{tree}").output.strip()
+    return inputs_key(tree, work.arch, work.spec, work.image(work.arch.toolchain))

@@ -1,0 +1,70 @@
+"""The `docker run` line in commands.log is what the SDK call does, for root and non-root containers."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.infra import containers
+from pipeline.infra.containers import Container, Mount
+
+
+def parse(argv: list[str]) -> dict:
+    """A `docker run` command line back into the Docker SDK's keyword arguments (the flags kseries uses)."""
+    assert argv[:3] == ["docker", "run", "--rm"]
+    kw = {"volumes": {}, "environment": {}, "devices": [], "cap_drop": None, "group_add": None,
+          "security_opt": [], "network_disabled": False}
+    rest = argv[3:]
+    while rest[0].startswith("-"):
+        flag, _, value = rest.pop(0).partition("=")
+        if flag == "--user":
+            kw["user"] = value
+        elif flag == "--cpus":
+            kw["nano_cpus"] = int(float(value) * 1e9)
+        elif flag == "--memory":
+            kw["mem_limit"] = value
+        elif flag == "--pids-limit":
+            kw["pids_limit"] = int(value)
+        elif flag == "--cap-drop":
+            kw["cap_drop"] = (kw["cap_drop"] or []) + [value]
+        elif flag == "--security-opt":
+            kw["security_opt"].append(value)
+        elif flag == "--network":
+            kw["network_disabled"] = value == "none"
+        elif flag == "-v":
+            host, bind, mode = value.rsplit(":", 2)
+            kw["volumes"][host] = {"bind": bind, "mode": mode}
+        elif flag == "--device":
+            kw["devices"].append(value)  # HOST:CONTAINER:PERMISSIONS, as docker run takes it
+        elif flag == "--group-add":
+            kw["group_add"] = (kw["group_add"] or []) + [int(value)]
+        elif flag == "-e":
+            k, _, v = value.partition("=")
+            kw["environment"][k] = v
+        elif flag == "-w":
+            kw["working_dir"] = value
+        else:
+            raise AssertionError(f"unknown flag {flag}")
+    return {"image": rest[0], "command": rest[1:], **kw}
+
+
+@pytest.mark.parametrize("root", [False, True])
+def test_logged_line_equals_the_sdk_call(root):
+    spec = Container("kseries/toolchain:abc", ["make", "-j2", "O=/out"], workdir="/src", root=root,
+                     network=root, cpus=2, memory="4g", env={"CCACHE_DIR": "/ccache"},
+                     mounts=[Mount(Path("/srv/tree"), "/src"), Mount(Path("/srv/out"), "/out", writable=True)],
+                     devices=["/dev/kvm"], groups=[108])
+    back = parse(spec.docker_argv())
+    assert back.pop("image") == spec.image and back.pop("command") == spec.argv
+    assert back == spec.sdk_kwargs()
+    if root:  # a trusted download step: root, network, Docker's default capabilities - and the log says so
+        assert "--cap-drop=ALL" not in spec.docker_argv() and "--network=none" not in spec.docker_argv()
+        assert back["user"] == "0:0"
+    else:
+        assert "--cap-drop=ALL" in spec.docker_argv() and "--network=none" in spec.docker_argv()
+        assert back["user"] != "0:0" and back["pids_limit"] == containers.PIDS
+
+
+def test_untrusted_work_never_runs_as_root():
+    uid = Container("i", ["true"]).user.split(":")[0]
+    assert uid != "0" and int(uid) == (os.getuid() or containers.NONROOT)

@@ -1,0 +1,92 @@
+"""The real tier: a hostile patch whose build tries to reach the network and to write outside its
+own O= directory and compiler cache. It reaches nothing, writes nowhere it should not, plants
+nothing another series compiles from, and nothing outside this series' own directories changes."""
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.infra.context import Context, cache_root
+from pipeline.infra.progress import Progress
+from pipeline.infra.runner import Runner
+from pipeline.model import config
+from pipeline.stages import source
+from test_real_pipeline import SEED_PATCHES, renumber, run_test_series
+
+pytestmark = pytest.mark.real
+NAME = "hostile"
+PROBES = {  # what the build tries, each leaving its exit status in the O= directory
+    "net": "getent hosts deb.debian.org || python3 -c 'import socket; socket.create_connection((\"1.1.1.1\", 80), 5)'",
+    "src": "touch /src/kseries-hostile",
+    "shared-ccache": "touch /ccache-shared/kseries-hostile",
+    "own-ccache": "touch /ccache/kseries-planted",
+    "tmp": "touch /tmp/kseries-hostile",
+    "root": "touch /kseries-hostile",
+}
+
+
+def hostile_patch(repo: Path, commit: str) -> str:
+    """A real patch to init/Makefile whose $(shell ...) lines run the probes while make reads it."""
+    import difflib
+
+    path = "init/Makefile"
+    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                         check=True).stdout.splitlines(keepends=True)
+    probes = [f"kseries_probe_{name} := $(shell ({cmd}) >/dev/null 2>&1; echo $$? > /out/kseries-probe-{name})\n"
+              for name, cmd in PROBES.items()]
+    diff = "".join(difflib.unified_diff(old, old + probes, f"a/{path}", f"b/{path}"))
+    return (f"From: Mallory <mallory@example.org>\nSubject: [PATCH 4/4] init: probe the build machine\n\n"
+            f"Tries what a hostile patch would.\n---\ndiff --git a/{path} b/{path}\n{diff}")
+
+
+def fingerprint(root: Path, skip: tuple[str, ...]) -> dict[str, tuple]:
+    """(size, mtime) of every file under root, but for the paths skipped (this series' own)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if any(rel == s or rel.startswith(s + "/") for s in skip):
+            dirs[:] = []
+            continue
+        for f in files:
+            p = Path(dirpath) / f
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            out[os.path.join(rel, f)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_a_hostile_build_reaches_nothing_and_changes_nothing_outside_its_own(tmp_path):
+    cache = cache_root()
+    base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
+                              config.load_series("page_mapped"))
+    mails = [renumber(p.read_text(), f"{i}/4") for i, p in enumerate(SEED_PATCHES, 1)]
+    mails.append(hostile_patch(base.repo, base.commit))
+    # its own directories, and what kseries itself (not the build) writes for any run: git objects and
+    # worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
+    own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
+           "mail", "kvm-probe.json", "tmp")
+    before = fingerprint(cache, own)
+    host_tmp = Path("/tmp/kseries-hostile")
+    host_tmp.unlink(missing_ok=True)
+    proc, results = run_test_series(tmp_path, NAME, mails)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    out = cache / "build" / NAME / "x86_64" / "out"
+    probe = {name: (out / f"kseries-probe-{name}").read_text().strip() for name in PROBES}
+    assert probe["net"] != "0", "the build reached the network"
+    assert probe["src"] != "0" and probe["shared-ccache"] != "0" and probe["root"] != "0", probe
+    assert probe["own-ccache"] == "0" and probe["tmp"] == "0", probe  # its own store, its container's /tmp
+    assert not host_tmp.exists() and not (cache / "trees" / NAME / "kseries-hostile").exists()
+    assert not (cache / "ccache" / "kseries-hostile").exists()
+    assert (cache / "ccache-series" / NAME / "kseries-planted").exists()  # planted where only it looks
+    after = fingerprint(cache, own)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    # the shared ccache only grows by objects of the base's trusted builds: none ran (the base was cached)
+    assert changed == [], changed[:20]
+    digest = hashlib.sha256(repr(sorted(before.items())).encode()).hexdigest()[:12]
+    print(f"{len(before)} files outside the hostile series' own directories, unchanged ({digest})")
