@@ -10,7 +10,7 @@ import textwrap
 import traceback
 from pathlib import Path
 
-from pipeline.infra.errors import EXIT_INFRA, EXIT_INTERRUPTED, KseriesError, UserError
+from pipeline.infra.errors import DISK_ERRORS, EXIT_INFRA, EXIT_INTERRUPTED, KseriesError, UserError, disk_message
 from pipeline.intake import sources as intake
 from pipeline.run import pipeline
 
@@ -24,12 +24,22 @@ def guarded(fn, *args, **kw) -> int:
     except KeyboardInterrupt:
         say("kseries: interrupted before the run started; nothing was kept.")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - a bug in kseries: one paragraph, the traceback to a file
-        crash = Path(tempfile.mkstemp(prefix="kseries-crash-", suffix=".log")[1])
-        crash.write_text(traceback.format_exc())
-        say(f"kseries: internal error: {type(exc).__name__}: {exc}. This is a bug in kseries, not in your "
-            f"input or the series; the traceback is in {crash}. Please report it with that file.")
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            return crashed(exc)
+        say(f"kseries: infrastructure error: {disk_message(exc)}")
         return EXIT_INFRA
+    except Exception as exc:  # noqa: BLE001
+        return crashed(exc)
+
+
+def crashed(exc: BaseException) -> int:
+    """A bug in kseries: one paragraph, the traceback to a file."""
+    crash = Path(tempfile.mkstemp(prefix="kseries-crash-", suffix=".log")[1])
+    crash.write_text(traceback.format_exc())
+    say(f"kseries: internal error: {type(exc).__name__}: {exc}. This is a bug in kseries, not in your "
+        f"input or the series; the traceback is in {crash}. Please report it with that file.")
+    return EXIT_INFRA
 
 
 def say(text: str) -> None:

@@ -13,7 +13,7 @@ def parse(argv: list[str]) -> dict:
     """A `docker run` command line back into the Docker SDK's keyword arguments (the flags kseries uses)."""
     assert argv[:3] == ["docker", "run", "--rm"]
     kw = {"volumes": {}, "environment": {}, "devices": [], "cap_drop": None, "group_add": None,
-          "security_opt": [], "network_disabled": False}
+          "security_opt": [], "network_disabled": False, "read_only": False, "tmpfs": None}
     rest = argv[3:]
     while rest[0].startswith("-"):
         flag, _, value = rest.pop(0).partition("=")
@@ -29,6 +29,11 @@ def parse(argv: list[str]) -> dict:
             kw["cap_drop"] = (kw["cap_drop"] or []) + [value]
         elif flag == "--security-opt":
             kw["security_opt"].append(value)
+        elif flag == "--read-only":
+            kw["read_only"] = True
+        elif flag == "--tmpfs":
+            path, _, opts = value.partition(":")
+            kw["tmpfs"] = {**(kw["tmpfs"] or {}), path: opts}
         elif flag == "--network":
             kw["network_disabled"] = value == "none"
         elif flag == "-v":
@@ -63,6 +68,32 @@ def test_logged_line_equals_the_sdk_call(root):
     else:
         assert "--cap-drop=ALL" in spec.docker_argv() and "--network=none" in spec.docker_argv()
         assert back["user"] != "0:0" and back["pids_limit"] == containers.PIDS
+        assert back["read_only"] and "size=" in back["tmpfs"]["/tmp"]  # writes go to its mounts or a bounded /tmp
+
+
+def test_a_container_that_outgrows_its_disk_limit_is_found(tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.o").write_bytes(b"x" * 300_000)  # kept from an earlier build: not counted
+    spec = Container("i", ["true"], mounts=[Mount(out, "/out", writable=True)], disk=200_000)
+    watch = containers.DiskWatch(spec, every=0.05)
+    killed = []
+
+    class Fake:
+        def kill(self):
+            killed.append(True)
+
+    finished = threading.Event()
+    thread = threading.Thread(target=watch.watch, args=(Fake(), finished))
+    thread.start()
+    (out / "small").write_bytes(b"y" * 100_000)
+    threading.Event().wait(0.3)
+    assert not watch.exceeded.is_set() and not killed
+    (out / "fill").write_bytes(b"z" * 200_000)
+    thread.join(5)
+    assert watch.exceeded.is_set() and killed
 
 
 def test_untrusted_work_never_runs_as_root():

@@ -42,7 +42,7 @@ class Fakes:
             self.calls.append(where)
             if self.raise_in and all(a == b for a, b in zip(self.raise_in, where) if a is not None):
                 raise self.exc
-            return Outcome(Status.PASS, "fine", [Case(name, "works", Status.PASS)], artifacts={"made": "yes"})
+            return Outcome(Status.PASS, "fine", [Case(name, "works", Status.PASS)], artifacts={"made": "yes", "commit": "0123abcd"})
         return run
 
 

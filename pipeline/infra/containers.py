@@ -22,6 +22,7 @@ from pipeline.infra.runner import Runner
 
 NONROOT = 1000  # the build user when kseries itself runs as root
 PIDS = 4096
+TMP_SIZE = "1g"
 
 
 def engine(timeout: int = 600):
@@ -41,6 +42,16 @@ def engine(timeout: int = 600):
             "(sudo dockerd &, or systemctl start docker) and check that your user may "
             "use it (member of the 'docker' group)."
         ) from exc
+
+
+def engine_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises when the engine stops answering (socket gone, daemon killed)."""
+    import docker
+    import requests
+    import urllib3
+
+    return (docker.errors.DockerException, requests.RequestException, urllib3.exceptions.HTTPError,
+            ConnectionError)
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Container:
     memory: str = "8g"
     devices: list[str] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
+    disk: int = 0  # bytes the writable mounts may hold together; 0: no limit (see DiskWatch)
 
     @property
     def user(self) -> str:
@@ -96,6 +108,9 @@ class Container:
             "pids_limit": PIDS,
             "cap_drop": None if self.root else ["ALL"],
             "security_opt": ["no-new-privileges"],
+            # untrusted work writes only its writable mounts and a bounded /tmp (counted in memory)
+            "read_only": not self.root,
+            "tmpfs": None if self.root else {"/tmp": f"size={TMP_SIZE},mode=1777"},
             "devices": [f"{d}:{d}:rwm" for d in self.devices],
             "group_add": self.groups or None,
         }
@@ -107,6 +122,8 @@ class Container:
                 f"--memory={kw['mem_limit']}", f"--pids-limit={kw['pids_limit']}"]
         argv += [f"--cap-drop={c}" for c in kw["cap_drop"] or []]
         argv += [f"--security-opt={o}" for o in kw["security_opt"]]
+        argv += ["--read-only"] if kw["read_only"] else []
+        argv += [f"--tmpfs={path}:{opts}" for path, opts in (kw["tmpfs"] or {}).items()]
         argv += ["--network=none"] if kw["network_disabled"] else []
         argv += [f"-v={host}:{v['bind']}:{v['mode']}" for host, v in kw["volumes"].items()]
         argv += [f"--device={d}" for d in kw["devices"]]
@@ -120,6 +137,42 @@ class Exited:
     exit_code: int | None  # None: killed on timeout
     seconds: float
     timed_out: bool = False
+    oom: bool = False  # the kernel's OOM killer acted inside the container's memory limit
+    disk_full: bool = False  # the writable mounts outgrew Container.disk and it was stopped
+
+
+def _size(path: Path) -> int:
+    """Bytes under path (allocated blocks; hard links once), without following symlinks."""
+    total, seen = 0, set()
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+class DiskWatch:
+    """Polls what a container's writable mounts hold and stops it past its limit: a build that
+    fills the disk loses its lane, not the machine. The first poll is the baseline (an O=
+    directory kept from earlier builds); the limit is on what this container adds."""
+
+    def __init__(self, spec: Container, every: float = 5.0):
+        self.spec, self.every = spec, every
+        self.paths = [m.host for m in spec.mounts if m.writable]
+        self.start = sum(_size(p) for p in self.paths) if spec.disk else 0
+        self.exceeded = threading.Event()
+
+    def watch(self, container, finished: threading.Event) -> None:
+        while self.spec.disk and not finished.wait(self.every):
+            if sum(_size(p) for p in self.paths) - self.start > self.spec.disk:
+                self.exceeded.set()
+                _kill(container)
+                return
 
 
 def build_user() -> tuple[int, int]:
@@ -175,6 +228,7 @@ class Docker:
         with self._lock:
             self._live.add(container)
         finished, timed_out = threading.Event(), threading.Event()
+        disk = DiskWatch(spec)
 
         def watchdog():
             if not finished.wait(timeout):
@@ -182,9 +236,20 @@ class Docker:
                 _kill(container)
 
         threading.Thread(target=watchdog, daemon=True).start()
+        threading.Thread(target=disk.watch, args=(container, finished), daemon=True).start()
         try:
             self._stream(container, spec, log, on_line, stop_on, grace)
             code = container.wait().get("StatusCode")
+            container.reload()
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+        except engine_errors() as exc:  # the engine went away under a running container
+            if self.stopped.is_set():
+                raise Interrupted(f"the run was interrupted while {spec.argv[0]} ran in a container") from exc
+            raise InfraError(
+                f"The Docker engine stopped answering while {spec.argv[0]} ran in a container from "
+                f"{spec.image} ({type(exc).__name__}: {str(exc)[:200]}); its output so far is in {log}. "
+                "Nothing is blamed on the series: start the engine again ('invoke setup') and complete "
+                "the run with 'invoke ci --resume'.") from exc
         finally:
             finished.set()
             with self._lock:
@@ -200,7 +265,14 @@ class Docker:
             with open(log, "a") as out:
                 out.write(f"[kseries: killed after the {timeout:.0f} s time limit]\n")
             return Exited(None, seconds, timed_out=True)
-        return Exited(code, seconds)
+        if disk.exceeded.is_set():
+            with open(log, "a") as out:
+                out.write(f"[kseries: stopped: its writable mounts grew past {spec.disk / 2**30:.1f} GiB]\n")
+            return Exited(code, seconds, disk_full=True)
+        if oom:
+            with open(log, "a") as out:
+                out.write(f"[kseries: killed by the out-of-memory killer at its {spec.memory} memory limit]\n")
+        return Exited(code, seconds, oom=oom)
 
     @staticmethod
     def _stream(container, spec: Container, log: Path, on_line, stop_on, grace: float) -> None:

@@ -43,7 +43,7 @@ class Context:
         if self._images is None:
             from pipeline.infra.images import Images
 
-            self._images = Images(self.runner, self.docker.client)
+            self._images = Images(self.runner, self.docker.client, self.cache)
         return self._images
 
     def image(self, name: str) -> str:

@@ -5,6 +5,8 @@
 3: infrastructure error (Docker down, QEMU missing, timeout, disk).
 """
 
+import errno
+
 EXIT_OK = 0
 EXIT_BLAMED = 1
 EXIT_USER = 2
@@ -56,3 +58,13 @@ class Bug(KseriesError):
 
     exit_code = EXIT_INFRA
     kind = "internal error"
+
+
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def disk_message(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"the machine's disk failed{where}: {exc.strerror} (errno {errno.errorcode.get(exc.errno, exc.errno)}). "
+            "Nothing is blamed on the series: free space there (or point --results / KSERIES_CACHE "
+            "elsewhere) and complete the run with 'invoke ci --resume'.")

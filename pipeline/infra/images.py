@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pipeline.infra import locks
 from pipeline.infra.containers import engine
 from pipeline.infra.errors import InfraError
 from pipeline.infra.runner import Runner
@@ -59,9 +60,12 @@ def dockerfile(image: config.Image) -> str:
 
 
 class Images:
-    def __init__(self, runner: Runner, client=None):
+    def __init__(self, runner: Runner, client=None, cache: Path | None = None):
+        from pipeline.infra.context import cache_root
+
         self.runner = runner
         self.client = client or engine()
+        self.cache = cache or cache_root()
 
     def has(self, name: str) -> bool:
         import docker
@@ -113,6 +117,10 @@ class Images:
         wanted = tag(image)
         if self.has(wanted):
             return wanted
+        with locks.hold(self.cache, f"image-{name}"):  # another run may be building it right now
+            return wanted if self.has(wanted) else self._build(image, wanted, log)
+
+    def _build(self, image, wanted: str, log: Path) -> str:
         base = self.base(log)
         text = dockerfile(image)
         self.runner.note(f"$ docker build --build-arg BASE={base} -t {wanted} - <<EOF\n{text}EOF")

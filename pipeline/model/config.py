@@ -41,6 +41,19 @@ class Kernel:
     image_path: str
     config_target: str
     fragments: tuple[str, ...] = ()
+    # limits of one build container: a hostile or broken series loses its lane, not the machine
+    build_memory: str = "6g"  # past it the OOM killer acts: an ERROR (raise it), not the series' fault
+    build_timeout: int = 3 * 3600  # seconds
+    build_disk: str = "16g"  # what one build may add to its O= directory
+
+
+def size_bytes(text: str) -> int:
+    """'16g', '512M', '1024' -> bytes."""
+    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    number, unit = text.strip().lower().rstrip("ib").rstrip(), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    return int(float(number) * units[unit])
 
 
 @dataclass(frozen=True)

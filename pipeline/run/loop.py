@@ -11,6 +11,7 @@ guest stages in a second one, so one arch boots while the next builds.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -19,7 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from pipeline.infra.errors import Interrupted, KseriesError, Terminated, UserError
+from pipeline.infra import locks
+from pipeline.infra.errors import DISK_ERRORS, Interrupted, KseriesError, Terminated, UserError, disk_message
 from pipeline.infra.runner import CommandFailed
 from pipeline.model import config
 from pipeline.model.lane import Lane, Role
@@ -136,7 +138,8 @@ class Loop:
             prior = self.previous.get(task.ident)
             if key and reusable(prior, key):
                 return self.keep(replace(prior, reused=prior.reused or "an earlier attempt of this run"))
-            outcome = node.run(work)
+            with self.shared_dirs(task, work):
+                outcome = node.run(work)
         except KeyboardInterrupt as exc:
             by = "SIGTERM (the job was cancelled)" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
             self.keep(self.failed(task, Interrupted(f"interrupted by {by}"), time.monotonic() - start))
@@ -150,6 +153,14 @@ class Loop:
         if outcome.adopt:
             self.adopted[lane.name] = {(r.stage, r.arch, lane.role, r.suite): r for r in outcome.adopt}
         self.keep(result)
+
+    def shared_dirs(self, task: Task, work: Work):
+        """A lane's build stages use kept trees and O= directories other runs may use too (the
+        base's are shared by every series on that base): one run at a time in them."""
+        if task.lane is None or task.node.guest or task.node.name not in SHARED_DIRS:
+            return contextlib.nullcontext()
+        return locks.hold(self.ctx.cache, f"dirs-{work.builds}", lambda text: self.ctx.progress.say(task.node.name, task.lane.name,
+                                                                                   text), self.record.run_id)
 
     def key(self, task: Task, work: Work) -> str:
         if task.node.key is None:
@@ -197,6 +208,10 @@ class Loop:
             status, fault, message = Status.ERROR, "interrupted", exc.message
         elif isinstance(exc, KseriesError):
             status, fault, message = Status.ERROR, "input" if isinstance(exc, UserError) else "infra", exc.message
+        elif isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            status, fault, message = Status.ERROR, "infra", disk_message(exc)
+        elif isinstance(exc, CommandFailed) and "No space left on device" in exc.done.output:
+            status, fault, message = Status.ERROR, "infra", f"{exc}: no space left on device; free some and resume"
         elif isinstance(exc, CommandFailed):
             last = (exc.done.output.strip().splitlines() or ["no output"])[-1][:300]
             status, fault, message = Status.ERROR, "infra", f"{exc} ({last})"
@@ -241,6 +256,9 @@ class Loop:
     def lane_results(self, lane: Lane) -> list[StageResult]:
         with self.lock:
             return [r for r in self.record.stages if r.arch == lane.arch.name and r.role == lane.role]
+
+
+SHARED_DIRS = {"checkout", "steps", "build", "compiled", "userspace", "initramfs"}
 
 
 def reusable(prior: StageResult | None, key: str) -> bool:

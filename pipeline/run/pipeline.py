@@ -11,8 +11,8 @@ summary.txt are written and the exit code is defined.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
+import os
 import hashlib
 import re
 import shutil
@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.infra import locks
 from pipeline.infra.context import Context, cache_root
 from pipeline.infra.errors import Terminated, UserError
 from pipeline.infra.progress import Progress
@@ -130,6 +131,8 @@ class Run:
         self.previous = previous or {}
         self.ctx = Context(run_dir, cache_root(), Runner(run_dir / "commands.log"), progress or Progress())
         self.start = time.monotonic() - record.seconds
+        self.unsaved = ""  # why results.json could not be written (a full disk), said once
+        reserve(run_dir)
 
     @classmethod
     def create(cls, spec: config.SeriesConfig, arches: list[config.Arch], results: Path, got: intake.Intake,
@@ -178,18 +181,18 @@ class Run:
 
     def save(self) -> None:
         self.record.seconds = round(time.monotonic() - self.start, 1)
-        self.record.save(self.run_dir / "results.json")
+        try:
+            self.record.save(self.run_dir / "results.json")
+        except OSError as exc:  # a full disk: the stages go on (and fail as ERROR); finish() writes it
+            if not self.unsaved:
+                self.unsaved = f"{exc.strerror} ({exc.filename})"
+                self.ctx.progress.say("run", "", f"results.json not written: {self.unsaved}; kept in memory, "
+                                      "written at the end from the space kept in reserve")
 
     def run(self) -> int:
         """One run at a time per series: the kept worktree and O= dirs are shared."""
-        lock_path = self.ctx.cache / "locks" / f"{self.spec.name}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.ctx.progress.say("run", "", f"waiting for another kseries run of {self.spec.name} to finish")
-                fcntl.flock(lock, fcntl.LOCK_EX)
+        with locks.hold(self.ctx.cache, f"series-{self.spec.name}", lambda text: self.ctx.progress.say("run", "", text),
+                        self.record.run_id):
             return self._run()
 
     def _run(self) -> int:
@@ -214,9 +217,28 @@ class Run:
         verdict.judge(self.record, self.spec, self.arches)
         policy.decide(self.record)
         self.record.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.save()
+        release(self.run_dir)
+        self.record.save(self.run_dir / "results.json")
         write_reports(self.record, self.run_dir)
         return self.record.exit_code
+
+
+RESERVE = 16 * 2**20  # bytes kept aside in each run directory for its reports
+
+
+def reserve(run_dir: Path) -> None:
+    """Hold RESERVE bytes on the results filesystem, so that a disk filled during the run
+    still leaves room for results.json, JUnit and the summary (released by release())."""
+    path = run_dir / ".kseries-reserve"
+    try:
+        with open(path, "wb") as out:
+            os.posix_fallocate(out.fileno(), 0, RESERVE)
+    except OSError:
+        path.unlink(missing_ok=True)  # already full: nothing to hold, the reports may still fit
+
+
+def release(run_dir: Path) -> None:
+    (run_dir / ".kseries-reserve").unlink(missing_ok=True)
 
 
 def _interrupt(signum, frame):

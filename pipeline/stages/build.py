@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.model import config
 from pipeline.stages import diagnostics
-from pipeline.infra.containers import Container, Mount
+from pipeline.infra.containers import PIDS, Container, Mount
 from pipeline.stages import compiler_cache
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
@@ -158,6 +158,31 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
     return cfg_dir / ".config"
 
 
+FORK_FAILED = re.compile(r"fork: (retry: )?Resource temporarily unavailable|Cannot fork|vfork: Resource")
+
+
+def killed(outcome, arch: config.Arch, log: Path) -> tuple[Status, str] | None:
+    """A build the container's limits stopped: (status, message), or None. Running out of memory
+    or time can be the machine's doing (ERROR); filling the disk or the process table is what
+    the series' build did (FAIL): the limits are far above what a kernel build needs."""
+    where = f"configs/arches/{arch.name}.yaml (kernel: build_memory, build_timeout, build_disk)"
+    if (outcome.exit_code or outcome.timed_out) and FORK_FAILED.search(log.read_text(errors="replace")):
+        return Status.FAIL, (f"the build hit the container's limit of {PIDS} processes (fork failed) and "
+                             f"{'never finished' if outcome.timed_out else 'failed'}: the series' build "
+                             "forks without end")
+    if outcome.timed_out:
+        return Status.ERROR, (f"make did not finish within build_timeout ({arch.kernel.build_timeout} s): "
+                              "a patched Makefile or Kconfig may loop, or the machine is slow; nothing is "
+                              f"blamed. The limits are in {where}")
+    if outcome.disk_full:
+        return Status.FAIL, (f"the build wrote more than build_disk ({arch.kernel.build_disk}) into its "
+                             f"output directory and was stopped: the series' build fills the disk. Limits: {where}")
+    if outcome.oom or outcome.exit_code in (137, -9):
+        return Status.ERROR, (f"make was killed by the out-of-memory killer at build_memory "
+                              f"({arch.kernel.build_memory}): infrastructure, not the series; raise it in {where}")
+    return None
+
+
 def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig, lane: Path, dirs: str = "",
         step: str = "", trusted: bool = False) -> Built:
     """dirs names the kept config and O= directories (default: the series' name); step names an
@@ -181,18 +206,19 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
     counter = [0]
     ctx.progress.say("build", lane.name, f"{step + ': ' if step else ''}make -j{ctx.jobs} {arch.kernel.image_target}")
     began = time.time()
+    limits = arch.kernel
     try:
         outcome = ctx.docker.run(
             Container(image, make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
-                      workdir="/src",
+                      workdir="/src", memory=limits.build_memory, disk=config.size_bytes(limits.build_disk),
                       env={**cache_env, "KBUILD_BUILD_TIMESTAMP": "kseries", "KBUILD_BUILD_USER": "kseries",
                            "KBUILD_BUILD_HOST": "kseries"},
                       mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), *cache_mounts]),
-            log=log, timeout=3 * 3600, on_line=ctx.progress.make_line("build", lane.name, counter))
+            log=log, timeout=limits.build_timeout, on_line=ctx.progress.make_line("build", lane.name, counter))
     except BaseException:  # interrupted: make was killed mid-write
         scrub(ctx, out_dir, began)
         raise
-    if outcome.timed_out or outcome.exit_code in (137, -9):
+    if outcome.timed_out or outcome.oom or outcome.disk_full or outcome.exit_code in (137, -9):
         scrub(ctx, out_dir, began)
     seconds = time.monotonic() - start
     warnings = diagnostics.warning_set(diagnostics.update(out_dir, log.read_text(errors="replace")))
@@ -201,21 +227,19 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
     name = step or arch.kernel.image_target
     shutil.copy(old, lane / f"config{tag}")
     shutil.copy(log, lane / log_name)
-    if outcome.timed_out:
-        case = Case("build", name, Status.ERROR, seconds, "make did not finish within 3 h", arch=arch.name)
-        return Built(False, case, facts=facts)
+    stopped = killed(outcome, arch, log)
+    if stopped:
+        status, message = stopped
+        text = log.read_text(errors="replace").splitlines()
+        return Built(False, Case("build", name, status, seconds, message, "\n".join(text[-40:]), arch=arch.name),
+                     facts=facts)
     if outcome.exit_code != 0:
         text = log.read_text(errors="replace").splitlines()
         errors = [line for line in text if ERROR_LINE.search(line)][:40]
-        if outcome.exit_code in (137, -9):
-            case = Case("build", name, Status.ERROR, seconds,
-                        "make was killed (out of memory?): infrastructure, not the series",
-                        "\n".join(text[-40:]), arch=arch.name)
-        else:
-            first = next((d for d in diagnostics.parse("\n".join(text)) if d.kind == "error"), None)
-            case = Case("build", name, Status.FAIL, seconds,
-                        f"make exited {outcome.exit_code}" + (f": {first}" if first else ""),
-                        "\n".join(errors or text[-40:]), arch=arch.name)
+        first = next((d for d in diagnostics.parse("\n".join(text)) if d.kind == "error"), None)
+        case = Case("build", name, Status.FAIL, seconds,
+                    f"make exited {outcome.exit_code}" + (f": {first}" if first else ""),
+                    "\n".join(errors or text[-40:]), arch=arch.name)
         return Built(False, case, facts=facts)
     built = out_dir / arch.kernel.image_path
     if not built.exists():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.model import config
 from pipeline.infra.containers import Container, Mount
+from pipeline.infra import locks
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
 from pipeline.model.series import load_patch_dir
@@ -49,6 +50,13 @@ def _ref(ctx: Context, repo: Path, ref: str) -> str | None:
 
 
 def ensure_base(ctx: Context, spec: config.SeriesConfig) -> BaseTree:
+    """The base commit in the shared git store: there already, fetched, or an offline stand-in
+    imported. Concurrent runs take turns (a fetch or an import is not safe twice at once)."""
+    with locks.hold(ctx.cache, "git-store", lambda text: ctx.progress.say("source", "", text), ctx.run_dir.name):
+        return _ensure_base(ctx, spec)
+
+
+def _ensure_base(ctx: Context, spec: config.SeriesConfig) -> BaseTree:
     repo = repo_path(ctx)
     log = ctx.log("source.log")
     want = spec.base.commit
