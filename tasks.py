@@ -77,6 +77,12 @@ def bench(c, arch="x86_64", series="page_mapped"):
     c.run(f"python3 -m ci.bench --arch {arch} --series {series}", pty=False)
 
 
+@task
+def reliability(c):
+    """docs/RELIABILITY.md from the faults and hostile patches the real tier tried (run `invoke test` first)."""
+    c.run("python3 -m ci.reliability", pty=False)
+
+
 @task(iterable=["junit"], help={
     "results": "results root whose runs are ingested (default: results)",
     "db": "SQLite results store (default: RESULTS/kseries.db)",

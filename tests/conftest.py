@@ -65,3 +65,34 @@ def hermetic(request, tmp_path_factory, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield
+
+
+RELIABILITY = REPO / "results" / "reliability.json"
+
+
+@pytest.fixture
+def reliability(request):
+    """Records one row of docs/RELIABILITY.md: the fault or hostile input a real test tried, what
+    kseries did, what it kept and how --resume ended. Rows of earlier sessions are kept; a
+    test's row is replaced when it runs again. Render with `invoke reliability`."""
+    import contextlib
+    import json
+    import time
+
+    @contextlib.contextmanager
+    def row(what: str, kind: str = "fault"):
+        entry = {"id": request.node.nodeid, "kind": kind, "what": what, "did": "", "exit": None,
+                 "kept": "", "resume": "", "ok": False, "when": time.strftime("%Y-%m-%d")}
+        try:
+            yield entry
+            entry["ok"] = True
+        except BaseException as exc:
+            entry["did"] = (entry["did"] + " | " if entry["did"] else "") + f"TEST FAILED: {str(exc)[:300]}"
+            raise
+        finally:
+            RELIABILITY.parent.mkdir(exist_ok=True)
+            rows = json.loads(RELIABILITY.read_text()) if RELIABILITY.exists() else []
+            rows = [r for r in rows if r["id"] != entry["id"]] + [entry]
+            RELIABILITY.write_text(json.dumps(rows, indent=1))
+
+    return row

@@ -43,13 +43,18 @@ def test_series_shows_patches_and_diffstat(run_invoke):
 
 
 @pytest.mark.real
-def test_docker_unreachable_is_an_infrastructure_error(run_invoke, tmp_path):
-    proc = run_invoke("ci", "--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path),
-                      env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}, timeout=900)
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
-    assert "Docker engine at unix:///nonexistent/docker.sock is unreachable" in proc.stdout
-    assert "invoke setup" in proc.stdout
-    # what finished stays on disk: a results directory with a summary naming the ERROR
-    summary = (tmp_path / "latest" / "summary.txt").read_text()
-    assert "VERDICT: ERROR" in summary
+def test_docker_unreachable_is_an_infrastructure_error(run_invoke, tmp_path, reliability):
+    with reliability("the Docker engine's socket gone before a run (DOCKER_HOST at a missing socket)") as row:
+        proc = run_invoke("ci", "--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path),
+                          env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}, timeout=900)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert "Docker engine at unix:///nonexistent/docker.sock is unreachable" in proc.stdout
+        assert "invoke setup" in proc.stdout
+        # what finished stays on disk: a results directory with a summary naming the ERROR
+        summary = (tmp_path / "latest" / "summary.txt").read_text()
+        assert "VERDICT: ERROR" in summary
+        row["did"] = "the first stage needing the engine ERROR: 'The Docker engine at ... is unreachable ... Run " \
+                     "invoke setup'; the stages before it (intake, apply, checkpatch) kept"
+        row["exit"], row["kept"] = 3, "results.json, junit.xml, summary.txt"
+        row["resume"] = "with the engine back, --resume completes it (as after dockerd stopped mid-build)"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.infra import containers
+from pipeline.infra import containers, diskwatch, owners
 from pipeline.infra.containers import Container, Mount
 
 
@@ -43,6 +43,9 @@ def parse(argv: list[str]) -> dict:
             kw["devices"].append(value)  # HOST:CONTAINER:PERMISSIONS, as docker run takes it
         elif flag == "--group-add":
             kw["group_add"] = (kw["group_add"] or []) + [int(value)]
+        elif flag == "--label":
+            k, _, v = value.partition("=")
+            kw["labels"] = {**kw.get("labels", {}), k: v}
         elif flag == "-e":
             k, _, v = value.partition("=")
             kw["environment"][k] = v
@@ -78,15 +81,10 @@ def test_a_container_that_outgrows_its_disk_limit_is_found(tmp_path):
     out.mkdir()
     (out / "kept.o").write_bytes(b"x" * 300_000)  # kept from an earlier build: not counted
     spec = Container("i", ["true"], mounts=[Mount(out, "/out", writable=True)], disk=200_000)
-    watch = containers.DiskWatch(spec, every=0.05)
+    watch = diskwatch.DiskWatch(spec, every=0.05)
     killed = []
-
-    class Fake:
-        def kill(self):
-            killed.append(True)
-
     finished = threading.Event()
-    thread = threading.Thread(target=watch.watch, args=(Fake(), finished))
+    thread = threading.Thread(target=watch.watch, args=(lambda: killed.append(True), finished))
     thread.start()
     (out / "small").write_bytes(b"y" * 100_000)
     threading.Event().wait(0.3)
@@ -99,3 +97,14 @@ def test_a_container_that_outgrows_its_disk_limit_is_found(tmp_path):
 def test_untrusted_work_never_runs_as_root():
     uid = Container("i", ["true"]).user.split(":")[0]
     assert uid != "0" and int(uid) == (os.getuid() or containers.NONROOT)
+
+
+def test_only_containers_of_a_dead_kseries_process_on_this_machine_are_orphans():
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert owners.orphaned(owners.owner(dead.pid))
+    assert not owners.orphaned(owners.owner())  # this process is alive
+    assert not owners.orphaned(f"another-boot:{dead.pid}")  # another machine's engine
+    assert not owners.orphaned("garbage")

@@ -3,6 +3,7 @@ own O= directory and compiler cache. It reaches nothing, writes nowhere it shoul
 nothing another series compiles from, and nothing outside this series' own directories changes."""
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -60,33 +61,96 @@ def fingerprint(root: Path, skip: tuple[str, ...]) -> dict[str, tuple]:
     return out
 
 
-def test_a_hostile_build_reaches_nothing_and_changes_nothing_outside_its_own(tmp_path):
-    cache = cache_root()
-    base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
-                              config.load_series("page_mapped"))
-    mails = [renumber(p.read_text(), f"{i}/4") for i, p in enumerate(SEED_PATCHES, 1)]
-    mails.append(hostile_patch(base.repo, base.commit))
-    # its own directories, and what kseries itself (not the build) writes for any run: git objects and
-    # worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
-    own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
-           "mail", "kvm-probe.json", "tmp")
-    before = fingerprint(cache, own)
-    host_tmp = Path("/tmp/kseries-hostile")
-    host_tmp.unlink(missing_ok=True)
-    proc, results = run_test_series(tmp_path, NAME, mails)
-    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    out = cache / "build" / NAME / "x86_64" / "out"
-    probe = {name: (out / f"kseries-probe-{name}").read_text().strip() for name in PROBES}
-    assert probe["net"] != "0", "the build reached the network"
-    assert probe["src"] != "0" and probe["shared-ccache"] != "0" and probe["root"] != "0", probe
-    assert probe["own-ccache"] == "0" and probe["tmp"] == "0", probe  # its own store, its container's /tmp
-    assert not host_tmp.exists() and not (cache / "trees" / NAME / "kseries-hostile").exists()
-    assert not (cache / "ccache" / "kseries-hostile").exists()
-    assert (cache / "ccache-series" / NAME / "kseries-planted").exists()  # planted where only it looks
-    after = fingerprint(cache, own)
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    # the shared ccache only grows by objects of the base's trusted builds: none ran (the base was cached)
-    assert changed == [], changed[:20]
-    digest = hashlib.sha256(repr(sorted(before.items())).encode()).hexdigest()[:12]
-    print(f"{len(before)} files outside the hostile series' own directories, unchanged ({digest})")
+def test_a_hostile_build_reaches_nothing_and_changes_nothing_outside_its_own(tmp_path, reliability):
+    with reliability("a patched init/Makefile that tries the network, writes into the source tree, the "
+                     "shared compiler cache, / and the host's /tmp, and plants an object in its ccache", kind="hostile") as row:
+        cache = cache_root()
+        base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
+                                  config.load_series("page_mapped"))
+        mails = [renumber(p.read_text(), f"{i}/4") for i, p in enumerate(SEED_PATCHES, 1)]
+        mails.append(hostile_patch(base.repo, base.commit))
+        # its own directories, and what kseries itself (not the build) writes for any run: git objects and
+        # worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
+        own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
+               "mail", "kvm-probe.json", "tmp")
+        before = fingerprint(cache, own)
+        host_tmp = Path("/tmp/kseries-hostile")
+        host_tmp.unlink(missing_ok=True)
+        proc, results = run_test_series(tmp_path, NAME, mails)
+        assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+        out = cache / "build" / NAME / "x86_64" / "out"
+        probe = {name: (out / f"kseries-probe-{name}").read_text().strip() for name in PROBES}
+        assert probe["net"] != "0", "the build reached the network"
+        assert probe["src"] != "0" and probe["shared-ccache"] != "0" and probe["root"] != "0", probe
+        assert probe["own-ccache"] == "0" and probe["tmp"] == "0", probe  # its own store, its container's /tmp
+        assert not host_tmp.exists() and not (cache / "trees" / NAME / "kseries-hostile").exists()
+        assert not (cache / "ccache" / "kseries-hostile").exists()
+        assert (cache / "ccache-series" / NAME / "kseries-planted").exists()  # planted where only it looks
+        after = fingerprint(cache, own)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        # the shared ccache only grows by objects of the base's trusted builds: none ran (the base was cached)
+        assert changed == [], changed[:20]
+        digest = hashlib.sha256(repr(sorted(before.items())).encode()).hexdigest()[:12]
+        print(f"{len(before)} files outside the hostile series' own directories, unchanged ({digest})")
+
+        row["did"] = (f"probes' exit codes: {probe}: no network, no write outside its O=, its own ccache "
+                      "store and its container's /tmp; the plant sits where only this series looks")
+        row["exit"] = proc.returncode
+        row["kept"] = f"{len(before)} files of the cache outside the series' own directories unchanged ({digest})"
+        row["resume"] = "not applicable"
+
+ENDLESS = {  # a Makefile line that makes the build misbehave; the limit it meets; how the lane ends
+    "fork": ("forks without end (6,000 background processes)",
+             "$(shell for i in $$(seq 1 6000); do sleep 900 & done; true)", "", "FAIL", "forks without end"),
+    "disk": ("fills the disk (fallocate 8 GiB in its O= directory)",
+             "$(shell fallocate -l 8G /out/kseries-fill)", "build_disk: 1g", "FAIL", "fills the disk"),
+    "forever": ("runs forever (sleep in a $(shell) of init/Makefile)",
+                "$(shell sleep 100000)", "build_timeout: 120", "ERROR", "did not finish within build_timeout"),
+}
+
+
+def misbehaving_patch(repo: Path, commit: str, line: str) -> str:
+    import difflib
+
+    path = "init/Makefile"
+    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                         check=True).stdout.splitlines(keepends=True)
+    diff = "".join(difflib.unified_diff(old, old + [f"kseries_endless := {line}\n"], f"a/{path}", f"b/{path}"))
+    return (f"From: Mallory <mallory@example.org>\nSubject: [PATCH 4/4] init: misbehave\n\n"
+            f"Does what a hostile patch would.\n---\ndiff --git a/{path} b/{path}\n{diff}")
+
+
+@pytest.mark.parametrize("kind", list(ENDLESS))
+def test_a_build_that_forks_fills_or_runs_forever_loses_its_lane_only(tmp_path, kind, reliability):
+    what, line, limit, status, says = ENDLESS[kind]
+    with reliability(f"a patched Makefile that {what}", kind="hostile") as row:
+        cache = cache_root()
+        base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
+                                  config.load_series("page_mapped"))
+        mails = [renumber(p.read_text(), f"{i}/4") for i, p in enumerate(SEED_PATCHES, 1)]
+        mails.append(misbehaving_patch(base.repo, base.commit, line))
+        own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
+               "mail", "kvm-probe.json", "tmp")
+        before = fingerprint(cache, own)
+        edit = (lambda text: text.replace("  config_target: tinyconfig\n",
+                                          f"  config_target: tinyconfig\n  {limit}\n")) if limit else None
+        proc, results = run_test_series(tmp_path, NAME, mails, arch_edit=edit)
+        fill = cache / "build" / NAME / "x86_64" / "out" / "kseries-fill"
+        fill.unlink(missing_ok=True)
+        assert proc.returncode == (1 if status == "FAIL" else 3), proc.stdout[-3000:] + proc.stderr[-2000:]
+        record = json.loads((results / "latest" / "results.json").read_text())
+        build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
+        assert build["status"] == status and says in build["message"], build["message"]
+        left = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True, text=True).stdout
+        assert "kseries/" not in left, "a container outlived its build"
+        assert subprocess.run(["pgrep", "-f", "sleep (900|100000)"], capture_output=True).returncode == 1
+        after = fingerprint(cache, own)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        assert changed == [], changed[:20]
+        row["did"] = f"build {status} after {build['seconds']:.0f} s: {build['message'][:160]}"
+        row["exit"] = proc.returncode
+        row["kept"] = (f"the run's reports; {len(before)} files of the cache outside the series' own "
+                       "directories unchanged (size and mtime), no container or process left")
+        row["resume"] = "not applicable (the series is at fault)" if status == "FAIL" else \
+            "would redo the build and time out again: the fix is the patch"

@@ -185,13 +185,17 @@ def renumber(text: str, label: str) -> str:
     return text.replace(old, f"[PATCH {label}]", 1)
 
 
-def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64"):
+def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64", arch_edit=None):
     """`invoke ci` on a test-only series: the seed's YAML (same base, arches, tests) with
-    these patch mails and a thread of its own, in a copy of configs/."""
+    these patch mails and a thread of its own, in a copy of configs/ (arch_edit: a change
+    to the arch's YAML text, such as a lowered limit)."""
     from conftest import invoke
 
     configs = tmp_path / "configs"
     shutil.copytree(REPO / "configs", configs)
+    if arch_edit:
+        path = configs / "arches" / f"{arch}.yaml"
+        path.write_text(arch_edit(path.read_text()))
     (configs / "series" / name).mkdir()
     for i, text in enumerate(mails, 1):
         (configs / "series" / name / f"{i:04d}.patch").write_text(text)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from pipeline.infra.diskwatch import DiskWatch
 from pipeline.infra.errors import InfraError, Interrupted
+from pipeline.infra.owners import OWNER, orphaned, owner
 from pipeline.infra.runner import Runner
 
 NONROOT = 1000  # the build user when kseries itself runs as root
 PIDS = 4096
 TMP_SIZE = "1g"
-
-
 def engine(timeout: int = 600):
     """The Docker SDK client, or an infrastructure error that says how to get an engine."""
     try:
@@ -113,6 +113,7 @@ class Container:
             "tmpfs": None if self.root else {"/tmp": f"size={TMP_SIZE},mode=1777"},
             "devices": [f"{d}:{d}:rwm" for d in self.devices],
             "group_add": self.groups or None,
+            "labels": {OWNER: owner()},
         }
 
     def docker_argv(self) -> list[str]:
@@ -128,6 +129,7 @@ class Container:
         argv += [f"-v={host}:{v['bind']}:{v['mode']}" for host, v in kw["volumes"].items()]
         argv += [f"--device={d}" for d in kw["devices"]]
         argv += [f"--group-add={g}" for g in kw["group_add"] or []]
+        argv += [f"--label={k}={v}" for k, v in kw["labels"].items()]
         argv += [f"-e={k}={v}" for k, v in kw["environment"].items()]
         return argv + [f"-w={kw['working_dir']}", self.image, *self.argv]
 
@@ -139,40 +141,6 @@ class Exited:
     timed_out: bool = False
     oom: bool = False  # the kernel's OOM killer acted inside the container's memory limit
     disk_full: bool = False  # the writable mounts outgrew Container.disk and it was stopped
-
-
-def _size(path: Path) -> int:
-    """Bytes under path (allocated blocks; hard links once), without following symlinks."""
-    total, seen = 0, set()
-    for root, dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
-
-
-class DiskWatch:
-    """Polls what a container's writable mounts hold and stops it past its limit: a build that
-    fills the disk loses its lane, not the machine. The first poll is the baseline (an O=
-    directory kept from earlier builds); the limit is on what this container adds."""
-
-    def __init__(self, spec: Container, every: float = 5.0):
-        self.spec, self.every = spec, every
-        self.paths = [m.host for m in spec.mounts if m.writable]
-        self.start = sum(_size(p) for p in self.paths) if spec.disk else 0
-        self.exceeded = threading.Event()
-
-    def watch(self, container, finished: threading.Event) -> None:
-        while self.spec.disk and not finished.wait(self.every):
-            if sum(_size(p) for p in self.paths) - self.start > self.spec.disk:
-                self.exceeded.set()
-                _kill(container)
-                return
 
 
 def build_user() -> tuple[int, int]:
@@ -196,6 +164,22 @@ class Docker:
         self.stopped = threading.Event()
         self._live: set = set()
         self._lock = threading.Lock()
+        self.reaped = self.reap()
+
+    def reap(self) -> list[str]:
+        """Kill the containers a killed kseries run left running: a make still writing into a kept
+        O= directory, a guest still booting. Returns their names."""
+        reaped = []
+        try:
+            for container in self.client.containers.list(filters={"label": OWNER}):
+                if orphaned(container.labels.get(OWNER, "")):
+                    _kill(container)
+                    reaped.append(container.name)
+        except engine_errors():
+            return reaped
+        if reaped:
+            self.runner.note(f"# killed {len(reaped)} container(s) a killed kseries run left: {', '.join(reaped)}")
+        return reaped
 
     def stop(self) -> None:
         self.stopped.set()
@@ -236,7 +220,7 @@ class Docker:
                 _kill(container)
 
         threading.Thread(target=watchdog, daemon=True).start()
-        threading.Thread(target=disk.watch, args=(container, finished), daemon=True).start()
+        threading.Thread(target=disk.watch, args=(lambda: _kill(container), finished), daemon=True).start()
         try:
             self._stream(container, spec, log, on_line, stop_on, grace)
             code = container.wait().get("StatusCode")

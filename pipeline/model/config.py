@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.infra.errors import UserError
-from pipeline.model.strict import build, read_yaml
+from pipeline.model.strict import build, read_yaml, size_bytes  # noqa: F401 (config.size_bytes)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = Path(os.environ.get("KSERIES_CONFIGS", REPO / "configs"))
@@ -47,13 +47,16 @@ class Kernel:
     build_disk: str = "16g"  # what one build may add to its O= directory
 
 
-def size_bytes(text: str) -> int:
-    """'16g', '512M', '1024' -> bytes."""
-    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-    number, unit = text.strip().lower().rstrip("ib").rstrip(), ""
-    if number and number[-1] in units:
-        number, unit = number[:-1], number[-1]
-    return int(float(number) * units[unit])
+LIMITS = ("build_memory", "build_timeout", "build_disk")
+
+
+def identity(arch: "Arch") -> dict:
+    """The arch data that decides results: everything but the container limits, so raising a
+    limit never invalidates cached base results."""
+    data = dataclasses.asdict(arch)
+    for name in LIMITS:
+        data["kernel"].pop(name)
+    return data
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,12 @@ def read_yaml(path: Path):
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")
         raise UserError(f"{path} is not valid YAML ({detail}). Fix the file and rerun.") from exc
+
+
+def size_bytes(text: str) -> int:
+    """'16g', '512M', '1024' -> bytes."""
+    units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    number, unit = text.strip().lower().rstrip("ib").rstrip(), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    return int(float(number) * units[unit])

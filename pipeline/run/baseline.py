@@ -24,7 +24,7 @@ from pipeline.stages.interface import Outcome, Work
 def key(spec: config.SeriesConfig, arch: config.Arch, base_commit: str, image: str) -> str:
     runs, skips = suites.selected(spec, arch)
     parts = [
-        SCHEMA, base_commit, image, repr(dataclasses.asdict(arch)),
+        SCHEMA, base_commit, image, repr(config.identity(arch)),
         [(p.name, p.read_bytes()) for p in build.fragments_for(arch, spec)],
         [(s.path.read_bytes(), s.script.read_bytes()) for s in runs],
         sorted(s.name for s, _ in skips), INIT_SOURCE.read_bytes(),
@@ -64,7 +64,9 @@ def stage(work: Work) -> Outcome:
     cache_key = key(work.spec, work.arch, work.need("source").artifacts["commit"], image)
     cached = load(work.ctx.cache, cache_key)
     if cached is None:
-        return Outcome(Status.PASS, f"no cached base results ({cache_key}): building and testing the base",
+        why = "no cached base results" if not cache_path(work.ctx.cache, cache_key).exists() else \
+            "the cached base results are unreadable (cut short, or another version's), so not trusted"
+        return Outcome(Status.PASS, f"{why} ({cache_key}): building and testing the base",
                        facts={"reused": False}, artifacts={"key": cache_key})
     taken = [dataclasses.replace(r, reused=f"baseline cache {cache_key}") for r in cached if r.stage != "baseline"]
     return Outcome(Status.PASS, f"reusing the base results cached under {cache_key}: no base build, no base boot",

@@ -1,0 +1,34 @@
+"""Which kseries process started a container: a label "BOOT_ID:PID", so that the containers
+a killed run (kill -9, a lost terminal) left running can be found and stopped by the next run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OWNER = "org.kseries.owner"  # label: "BOOT_ID:PID" of the kseries process that started the container
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def owner(pid: int | None = None) -> str:
+    return f"{boot_id()}:{pid or os.getpid()}"
+
+
+def orphaned(label: str) -> bool:
+    """Was the container started by a kseries process of this machine that is gone (kill -9)?"""
+    boot, _, pid = label.rpartition(":")
+    if boot != boot_id() or not pid.isdigit():
+        return False  # another machine's engine or an unknown label: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+        return False
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False

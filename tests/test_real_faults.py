@@ -1,0 +1,316 @@
+"""The real tier: real faults of the machine during real runs of page_mapped on x86_64.
+
+Each test causes one fault for real (the Docker engine stopped, a signal, a full
+filesystem, a memory limit, a killed run, a corrupted cache entry) and checks that the
+run ends as ERROR (exit 3) or a clean interruption (130/143) with results.json, JUnit
+and the summary written, nothing blamed on the series, and that `invoke ci --resume`
+then completes the run. Each records its row of docs/RELIABILITY.md (`reliability`).
+Warm caches make each run about a minute; the first real test pays for the cold build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.infra.context import cache_root
+from pipeline.model import config
+
+pytestmark = pytest.mark.real
+REPO = Path(__file__).resolve().parent.parent
+CI = [sys.executable, "-m", "invoke", "ci"]
+
+
+class Watched:
+    """`invoke ci ...` in the background, its output read line by line as it comes."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.proc = subprocess.Popen([*CI, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, **(env or {})}, start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_line(self, pattern: str, timeout: float = 1800) -> str:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            while seen < len(self.lines):
+                seen += 1
+                if regex.search(self.lines[seen - 1]):
+                    return self.lines[seen - 1]
+            if self.proc.poll() is not None and seen == len(self.lines):
+                self.reader.join(5)
+                if seen == len(self.lines):
+                    break
+            time.sleep(0.2)
+        raise AssertionError(f"no line matched {pattern!r}:\n{self.output[-3000:]}")
+
+    def finish(self, timeout: float = 1800) -> int:
+        code = self.proc.wait(timeout)
+        self.reader.join(10)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def ci(*args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
+    return subprocess.run([*CI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def run_dir_of(results: Path) -> Path:
+    found = [p.parent for p in results.glob("*/results.json")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def ended_cleanly(run_dir: Path, out: str, code: int) -> dict:
+    """What every fault must leave: reports written, an exit code recorded, no traceback, no
+    container left running, nothing blamed on the series."""
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["exit_code"] == code, record["exit_code"]
+    assert (run_dir / "junit.xml").stat().st_size > 0 and (run_dir / "summary.txt").stat().st_size > 0
+    assert "Traceback" not in out
+    assert not [s for s in record["stages"] if s["fault"] == "harness"], "kseries itself failed"
+    assert not [v for v in record["verdicts"] if v["kind"] == "regression"]
+    left = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True, text=True).stdout.split()
+    assert not [i for i in left if i.startswith("kseries/")], "a container outlived the run"
+    return record
+
+
+def kept(run_dir: Path) -> str:
+    names = sorted(p.name for p in run_dir.iterdir())
+    return ", ".join(n for n in names if n in ("results.json", "junit.xml", "summary.txt", "kcidb.json", "series",
+                                                "logs")) + f"; {len(json.loads((run_dir / 'results.json').read_text())['stages'])} stage results"
+
+
+def resume(run_dir: Path, row: dict, env: dict | None = None) -> dict:
+    again = ci("--resume", str(run_dir), "--results", str(run_dir.parent), env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    record = json.loads((run_dir / "results.json").read_text())
+    reused = [s for s in record["stages"] if s["reused"] == "an earlier attempt of this run"]
+    row["resume"] = f"exit 0, VERDICT: no regressions; {len(reused)} stage(s) reused from the faulted attempt"
+    assert "VERDICT: no regressions" in again.stdout
+    return record
+
+
+def faulted(record: dict) -> list[dict]:
+    return [s for s in record["stages"] if s["status"] in ("ERROR", "MISS")]
+
+
+def series_out(arch: str = "x86_64") -> Path:
+    return cache_root() / "build" / "page_mapped" / arch / "out"
+
+
+def make_work(count: int = 40) -> int:
+    """Remove some objects from the series' kept O= directory, so the next build has compiling
+    to do (a window for the fault) and relinks vmlinux."""
+    objects = sorted((series_out() / "mm").glob("*.o"))[:count]
+    for obj in objects:
+        obj.unlink()
+    return len(objects)
+
+
+def configs_with(tmp_path: Path, edit) -> Path:
+    """A copy of configs/ with one change (a lowered limit): the fault as data."""
+    copy = tmp_path / "configs"
+    shutil.copytree(config.REPO / "configs", copy)
+    edit(copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def warm(need_docker_module):
+    """page_mapped built and booted once on x86_64: every fault below starts from warm caches."""
+    results = Path(os.environ.get("TMPDIR", "/tmp")) / f"kseries-faults-warm-{os.getpid()}"
+    proc = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+    shutil.rmtree(results, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def need_docker_module():
+    from conftest import docker_ok
+
+    if not docker_ok():
+        pytest.fail("the real tier needs a running Docker engine: run 'invoke setup' first")
+
+
+def start_engine() -> None:
+    from pipeline.infra.host import ensure_engine
+    from pipeline.infra.runner import Runner
+
+    ensure_engine(Runner(Path("/tmp/kseries-faults-engine.log")), quiet=True)
+
+
+def test_docker_engine_stopped_mid_build(warm, tmp_path, reliability):
+    with reliability("the Docker engine stopped (SIGTERM to dockerd) while make runs in its container") as row:
+        removed = make_work()
+        results = tmp_path / "results"
+        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+        run.wait_line(r"\] build +x86_64 +(CC|LD|AR|BTF|GEN)")
+        subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=True)
+        try:
+            code = run.finish(600)
+        finally:
+            deadline = time.monotonic() + 60
+            while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0 and \
+                    time.monotonic() < deadline:
+                time.sleep(0.5)
+            start_engine()
+        assert code == 3, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run.output, 3)
+        build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
+        assert build["status"] == "ERROR" and build["fault"] == "infra"
+        assert "Docker engine stopped answering" in build["message"], build["message"]
+        assert "VERDICT: ERROR" in (run_dir / "summary.txt").read_text()
+        row["did"] = f"build ERROR (infra): {build['message'][:140]}...; the {removed} objects make was " \
+                     "rebuilding were scrubbed; dependents SKIP"
+        row["exit"], row["kept"] = 3, kept(run_dir)
+        again = resume(run_dir, row)
+        redone = next(s for s in again["stages"] if s["stage"] == "build" and s["role"] == "series")
+        assert redone["status"] == "PASS" and not redone["reused"]
+        row["resume"] += " (dockerd started again by `invoke setup`'s engine step; the build redone)"
+
+
+@pytest.mark.parametrize("sig, stage, pattern", [
+    (signal.SIGTERM, "boot", r"\] boot +x86_64 +booting"),
+    (signal.SIGINT, "userspace", r"\] userspace +x86_64 "),
+])
+def test_a_signal_mid_stage_then_resume(warm, tmp_path, reliability, sig, stage, pattern):
+    name = signal.Signals(sig).name
+    with reliability(f"{name} ({'a cancelled CI job' if sig == signal.SIGTERM else 'Ctrl-C'}) during {stage}") as row:
+        if stage == "userspace":  # the suites must have something to build for the window
+            shutil.rmtree(cache_root() / "build" / "page_mapped" / "x86_64" / "suites" / "nolibc",
+                          ignore_errors=True)
+        results = tmp_path / "results"
+        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+        run.wait_line(pattern)
+        time.sleep(2)
+        os.kill(run.proc.pid, sig)
+        code = run.finish(300)
+        want = 143 if sig == signal.SIGTERM else 130
+        assert code == want, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run.output, want)
+        assert record["interrupted"] == name
+        cut = [s for s in record["stages"] if s["fault"] == "interrupted"]
+        assert cut and {s["stage"] for s in cut} & {stage, "suite"}, [s["stage"] for s in cut]
+        assert "VERDICT: interrupted" in (run_dir / "summary.txt").read_text()
+        row["did"] = (f"exit {want}; {', '.join(sorted({s['stage'] for s in cut}))} ERROR (interrupted), the "
+                      "containers stopped, the stages after it SKIP 'not run: the run was interrupted'")
+        row["exit"], row["kept"] = want, kept(run_dir)
+        resume(run_dir, row)
+
+
+def test_results_on_a_full_filesystem(warm, tmp_path, reliability):
+    with reliability("the results directory on a full filesystem (a 24 MiB tmpfs)") as row:
+        results = tmp_path / "results"
+        results.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "kseries-full", str(results)], check=True)
+        try:
+            run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+            code = run.finish(1800)
+            assert code == 3, run.output[-3000:]
+            run_dir = run_dir_of(results)
+            record = ended_cleanly(run_dir, run.output, 3)
+            full = [s for s in faulted(record) if "No space left on device" in s["message"]]
+            assert full and all(s["fault"] == "infra" for s in full), [s["message"] for s in faulted(record)]
+            assert "free space there" in full[0]["message"]
+            row["did"] = (f"{full[0]['stage']} ERROR (infra): {full[0]['message'][:150]}...; reports written "
+                          "from the 16 MiB the run dir kept in reserve")
+            row["exit"], row["kept"] = 3, kept(run_dir)
+            subprocess.run(["mount", "-o", "remount,size=600m", str(results)], check=True)
+            resume(run_dir, row)
+            row["resume"] += " (after the filesystem was grown)"
+        finally:
+            subprocess.run(["umount", "-l", str(results)])
+
+
+def test_build_killed_by_its_memory_limit(warm, tmp_path, reliability):
+    def lower(copy: Path):
+        path = copy / "arches" / "x86_64.yaml"
+        path.write_text(path.read_text().replace("  config_target: tinyconfig\n",
+                                                 "  config_target: tinyconfig\n  build_memory: 48m\n"))
+
+    with reliability("a kernel build killed by its container's memory limit (build_memory lowered to 48m)") as row:
+        make_work()
+        results = tmp_path / "results"
+        env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
+        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        code = run.finish(1800)
+        assert code == 3, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run.output, 3)
+        build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
+        assert build["status"] == "ERROR" and "out-of-memory" in build["message"], build["message"]
+        row["did"] = f"build ERROR: {build['message']}"
+        row["exit"], row["kept"] = 3, kept(run_dir)
+        resume(run_dir, row)  # with the configs as they are: the limit raised again
+        row["resume"] += " (with build_memory back at its default)"
+
+
+def test_concurrent_runs_and_a_killed_run(warm, tmp_path, reliability):
+    with reliability("two `invoke ci` at once on one cache; then a run killed with SIGKILL mid-build") as row:
+        make_work(20)
+        first = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "a"))
+        first.wait_line(r"\] run +mm: remove")
+        second = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "b"))
+        waiting = second.wait_line(r"waiting for pid \d+")
+        assert f"pid {first.proc.pid}" in waiting or "which holds" in waiting
+        assert first.finish(1800) == 0, first.output[-3000:]
+        assert second.finish(1800) == 0, second.output[-3000:]
+        row["did"] = f"the second run waited ('{waiting.split('] ', 1)[-1].strip()[:90]}'), both exit 0"
+
+        make_work(20)
+        killed = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "c"))
+        killed.wait_line(r"\] build +x86_64 +(CC|LD|AR|BTF|GEN)")
+        os.killpg(killed.proc.pid, signal.SIGKILL)
+        killed.finish(60)
+        began = time.monotonic()
+        after = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "d"))
+        assert after.returncode == 0, after.stdout[-3000:]
+        assert "waiting for" not in after.stdout  # the killed run's locks died with it
+        log = (run_dir_of(tmp_path / "d") / "commands.log").read_text()
+        assert "a killed kseries run left" in log  # its make was stopped before this run built
+        row["did"] += (f"; after kill -9 a new run took the locks at once (no stale lock), killed the make "
+                       f"container the dead run left, and passed in {time.monotonic() - began:.0f} s")
+        row["exit"] = "0, 0; killed (-9), then 0"
+        row["kept"] = "the killed run's results.json (no exit code) and logs"
+        run_dir = run_dir_of(tmp_path / "c")
+        resume(run_dir, row)
+
+
+def test_a_truncated_base_cache_entry_is_redone(warm, tmp_path, reliability):
+    with reliability("a truncated base-results cache entry (a JSON cut in half)") as row:
+        entries = sorted((cache_root() / "baselines").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        assert entries, "no base results cached"
+        entry = entries[-1]
+        text = entry.read_text()
+        entry.write_text(text[: len(text) // 2])
+        results = tmp_path / "results"
+        proc = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert "cached base results are unreadable" in proc.stdout, proc.stdout[-3000:]
+        json.loads(entry.read_text())  # written again, whole
+        row["did"] = "not trusted: the base lane was built and booted again, the entry rewritten whole; exit 0"
+        row["exit"], row["kept"], row["resume"] = 0, "-", "not needed"
