@@ -314,3 +314,60 @@ def test_a_truncated_base_cache_entry_is_redone(warm, tmp_path, reliability):
         json.loads(entry.read_text())  # written again, whole
         row["did"] = "not trusted: the base lane was built and booted again, the entry rewritten whole; exit 0"
         row["exit"], row["kept"], row["resume"] = 0, "-", "not needed"
+
+
+def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
+    """Guest limits lowered (as data) until the guest is stopped inside bpf_arena on the base and
+    the series alike: its tests are ERROR (hung), not missing, and a hang on both is no regression."""
+    def lower(copy: Path):
+        arch = copy / "arches" / "x86_64.yaml"
+        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 20"))
+        for suite, seconds in (("nolibc", 20), ("bpf_arena", 3)):
+            path = copy / "suites" / f"{suite}.yaml"
+            text = path.read_text()
+            text = re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", text) if re.search(r"(?m)^timeout:", text) \
+                else text + f"timeout: {seconds}\n"
+            path.write_text(text)
+
+    with reliability("a guest that reaches init, then is stopped at its limit inside a suite (limits lowered)") as row:
+        results = tmp_path / "results"
+        env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
+        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        code = run.finish(1800)
+        assert code == 3, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run.output, 3)
+        hung = [s for s in record["stages"] if s["stage"] == "suite" and s["suite"] == "bpf_arena"]
+        assert {s["role"] for s in hung} == {"base", "series"} and all(s["status"] == "ERROR" for s in hung), hung
+        assert all("hung" in s["message"] for s in hung), [s["message"] for s in hung]
+        kinds = {v["kind"] for v in record["verdicts"]}
+        assert "regression" not in kinds, kinds
+        row["did"] = f"bpf_arena ERROR on base and series: {hung[-1]['message'][:150]}; no regression (hung on both)"
+        row["exit"], row["kept"] = 3, kept(run_dir)
+        resume(run_dir, row)
+        row["resume"] += " (with the limits back at their defaults: the guests ran again)"
+
+
+def test_the_cache_on_a_full_filesystem(need_docker_module, tmp_path, reliability):
+    with reliability("the cache (KSERIES_CACHE) on a full filesystem (a 64 MiB tmpfs; the base import needs "
+                     "1.5 GiB)") as row:
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "kseries-full-cache", str(cache)], check=True)
+        try:
+            results = tmp_path / "results"
+            run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results),
+                          env={"KSERIES_CACHE": str(cache)})
+            code = run.finish(1800)
+        finally:
+            subprocess.run(["umount", "-l", str(cache)])
+        assert code == 3, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run.output, 3)
+        source = next(s for s in record["stages"] if s["stage"] == "source")
+        assert source["status"] == "ERROR" and source["fault"] == "infra", source
+        assert "No space left on device" in source["message"] or "no space left" in source["message"], source
+        row["did"] = f"source ERROR (infra): {source['message'][:160]}; every later stage SKIP with the reason"
+        row["exit"], row["kept"] = 3, kept(run_dir)
+        row["resume"] = ("not tried: resuming needs a cache with room for the 1.5 GiB base tree; with the "
+                         "space freed, --resume runs the same way as after a full results filesystem")

@@ -189,4 +189,8 @@ def retry(work: Work) -> Outcome:
 
 
 def key(work: Work) -> str:
-    return repr((work.arch.qemu, work.image("qemu")))
+    """The guest's inputs besides the kernel and initramfs: QEMU data and image, and the time
+    the suites may take (the guest's limit is the boot timeout plus theirs)."""
+    from pipeline.stages import userspace
+
+    return repr((work.arch.qemu, work.image("qemu"), [s.timeout for s in userspace.built_suites(work)]))

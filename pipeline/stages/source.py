@@ -12,6 +12,7 @@ for what.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -145,6 +146,13 @@ def apply_to_tree(ctx: Context, repo: Path, tree: str, patches: list[Path], reve
         return ctx.runner.git(repo, "write-tree", env=env).output.strip()
 
 
+def last_error(log: Path) -> str:
+    """The line of a container's log that says what went wrong (the last error, else the last line)."""
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+    errors = [ln for ln in lines if re.search(r"(?i)error|no space|denied|failed|cannot", ln)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
 def fetch_package(ctx: Context, off: config.OfflineBase) -> Path:
     """Download Debian's source package once (cached); trusted step, network allowed."""
     downloads = ctx.cache / "downloads"
@@ -172,8 +180,8 @@ def fetch_package(ctx: Context, off: config.OfflineBase) -> Path:
     found = sorted(downloads.glob(f"{off.package}_*.deb"))
     if out.exit_code != 0 or not found:
         raise InfraError(
-            f"Downloading the Debian package {off.package} ({off.suite}, {off.mirror}) failed; "
-            f"see {ctx.log('source.log')}. Check that Debian's archive is reachable, or "
+            f"Downloading the Debian package {off.package} ({off.suite}, {off.mirror}) failed "
+            f"({last_error(ctx.log('source.log'))}); see {ctx.log('source.log')}. Check that Debian's archive is reachable, or "
             f"place the .deb in {downloads} yourself."
         )
     return found[-1]
@@ -196,7 +204,8 @@ def import_package(ctx: Context, repo: Path, deb: Path, package: str, version: s
                          log=ctx.log("source.log"), timeout=1800)
     tops = [p for p in work.iterdir() if p.is_dir()] if work.exists() else []
     if out.exit_code != 0 or len(tops) != 1:
-        raise InfraError(f"Unpacking {deb} failed; see {ctx.log('source.log')}. Delete the .deb and rerun.")
+        raise InfraError(f"Unpacking {deb} failed ({last_error(ctx.log('source.log'))}); see "
+                         f"{ctx.log('source.log')}. Delete the .deb and rerun.")
     tree_dir = tops[0]
     with tempfile.TemporaryDirectory(prefix="kseries-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
