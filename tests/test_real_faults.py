@@ -77,22 +77,26 @@ def ci(*args: str, env: dict | None = None, timeout: float = 3600) -> subprocess
 
 
 def run_dir_of(results: Path) -> Path:
-    found = [p.parent for p in results.glob("*/results.json")]
+    found = [p.parent for p in results.glob("*/results.json") if not p.parent.is_symlink()]
     assert len(found) == 1, found
     return found[0]
 
 
-def ended_cleanly(run_dir: Path, out: str, code: int) -> dict:
+def ended_cleanly(run_dir: Path, run: Watched, code: int) -> dict:
     """What every fault must leave: reports written, an exit code recorded, no traceback, no
-    container left running, nothing blamed on the series."""
+    container of the run left running, nothing blamed on the series."""
+    from pipeline.infra.owners import OWNER, owner
+
+    out = run.output
     record = json.loads((run_dir / "results.json").read_text())
     assert record["exit_code"] == code, record["exit_code"]
     assert (run_dir / "junit.xml").stat().st_size > 0 and (run_dir / "summary.txt").stat().st_size > 0
     assert "Traceback" not in out
     assert not [s for s in record["stages"] if s["fault"] == "harness"], "kseries itself failed"
     assert not [v for v in record["verdicts"] if v["kind"] == "regression"]
-    left = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True, text=True).stdout.split()
-    assert not [i for i in left if i.startswith("kseries/")], "a container outlived the run"
+    left = subprocess.run(["docker", "ps", "-q", "--filter", f"label={OWNER}={owner(run.proc.pid)}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert not left, "a container outlived the run"
     return record
 
 
@@ -178,7 +182,7 @@ def test_docker_engine_stopped_mid_build(warm, tmp_path, reliability):
             start_engine()
         assert code == 3, run.output[-3000:]
         run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run.output, 3)
+        record = ended_cleanly(run_dir, run, 3)
         build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
         assert build["status"] == "ERROR" and build["fault"] == "infra"
         assert "Docker engine stopped answering" in build["message"], build["message"]
@@ -211,7 +215,7 @@ def test_a_signal_mid_stage_then_resume(warm, tmp_path, reliability, sig, stage,
         want = 143 if sig == signal.SIGTERM else 130
         assert code == want, run.output[-3000:]
         run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run.output, want)
+        record = ended_cleanly(run_dir, run, want)
         assert record["interrupted"] == name
         cut = [s for s in record["stages"] if s["fault"] == "interrupted"]
         assert cut and {s["stage"] for s in cut} & {stage, "suite"}, [s["stage"] for s in cut]
@@ -232,7 +236,7 @@ def test_results_on_a_full_filesystem(warm, tmp_path, reliability):
             code = run.finish(1800)
             assert code == 3, run.output[-3000:]
             run_dir = run_dir_of(results)
-            record = ended_cleanly(run_dir, run.output, 3)
+            record = ended_cleanly(run_dir, run, 3)
             full = [s for s in faulted(record) if "No space left on device" in s["message"]]
             assert full and all(s["fault"] == "infra" for s in full), [s["message"] for s in faulted(record)]
             assert "free space there" in full[0]["message"]
@@ -260,7 +264,7 @@ def test_build_killed_by_its_memory_limit(warm, tmp_path, reliability):
         code = run.finish(1800)
         assert code == 3, run.output[-3000:]
         run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run.output, 3)
+        record = ended_cleanly(run_dir, run, 3)
         build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
         assert build["status"] == "ERROR" and "out-of-memory" in build["message"], build["message"]
         row["did"] = f"build ERROR: {build['message']}"
@@ -336,7 +340,7 @@ def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
         code = run.finish(1800)
         assert code == 3, run.output[-3000:]
         run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run.output, 3)
+        record = ended_cleanly(run_dir, run, 3)
         hung = [s for s in record["stages"] if s["stage"] == "suite" and s["suite"] == "bpf_arena"]
         assert {s["role"] for s in hung} == {"base", "series"} and all(s["status"] == "ERROR" for s in hung), hung
         assert all("hung" in s["message"] for s in hung), [s["message"] for s in hung]
@@ -363,11 +367,11 @@ def test_the_cache_on_a_full_filesystem(need_docker_module, tmp_path, reliabilit
             subprocess.run(["umount", "-l", str(cache)])
         assert code == 3, run.output[-3000:]
         run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run.output, 3)
+        record = ended_cleanly(run_dir, run, 3)
         source = next(s for s in record["stages"] if s["stage"] == "source")
         assert source["status"] == "ERROR" and source["fault"] == "infra", source
         assert "No space left on device" in source["message"] or "no space left" in source["message"], source
-        row["did"] = f"source ERROR (infra): {source['message'][:160]}; every later stage SKIP with the reason"
+        row["did"] = f"source ERROR (infra): {source['message'][:300]}; every later stage SKIP with the reason"
         row["exit"], row["kept"] = 3, kept(run_dir)
         row["resume"] = ("not tried: resuming needs a cache with room for the 1.5 GiB base tree; with the "
                          "space freed, --resume runs the same way as after a full results filesystem")
