@@ -63,3 +63,27 @@ def test_a_kernel_message_inside_the_init_marker_still_proves_userspace():
     assert proves_userspace("kseries-init: suite nolibc start", rules)
     assert not proves_userspace("[    0.9] Run /init as init process", rules)
     assert not proves_userspace("Kernel panic - not syncing: Attempted to kill init!", rules)
+
+
+def test_a_kernel_stuck_before_init_is_blamed_only_when_the_base_reached_init():
+    from types import SimpleNamespace
+    from pathlib import Path
+
+    from pipeline.model.results import Case, Status
+    from pipeline.stages.boot import Booted, stuck_before_init
+
+    def booted(timed_out=True, ok=False):
+        case = Case("boot", "boot to init (TCG)", Status.FAIL, 60, "the kernel did not reach userspace init "
+                    "within 60 s, in two attempts", arch="x86_64")
+        return Booted(ok, case, Path("console.log"), {"timed_out": timed_out})
+
+    def work(base_lane=False, base=None):
+        return SimpleNamespace(lane=SimpleNamespace(is_base=base_lane), other=lambda stage, role: base)
+
+    passed = SimpleNamespace(status=Status.PASS, facts={"seconds_to_init": 3.0})
+    status, message = stuck_before_init(work(base=passed), booted())
+    assert status == Status.FAIL and "while the base's kernel reached init in 3.0 s" in message
+    status, message = stuck_before_init(work(base=SimpleNamespace(status=Status.FAIL, facts={})), booted())
+    assert status == Status.ERROR and "not the series" in message
+    assert stuck_before_init(work(base_lane=True), booted())[0] == Status.ERROR
+    assert stuck_before_init(work(base=passed), booted(timed_out=False)) is None  # a panic stays the kernel's

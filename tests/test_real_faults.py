@@ -375,3 +375,54 @@ def test_the_cache_on_a_full_filesystem(need_docker_module, tmp_path, reliabilit
         row["exit"], row["kept"] = 3, kept(run_dir)
         row["resume"] = ("not tried: resuming needs a cache with room for the 1.5 GiB base tree; with the "
                          "space freed, --resume runs the same way as after a full results filesystem")
+
+
+def pause_first_guest(run: Watched, lane_dir_name: str, paused: list, stop: threading.Event) -> None:
+    """Freeze (docker pause) the first TCG guest of the lane: a machine that stalls under it."""
+    from pipeline.infra.owners import OWNER, owner
+
+    label = f"label={OWNER}={owner(run.proc.pid)}"
+    while not stop.is_set() and not paused:
+        ids = subprocess.run(["docker", "ps", "-q", "--filter", label], capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            info = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout)[0]
+            sources = [m["Source"] for m in info["Mounts"]]
+            if "tcg" in info["Args"] and any(Path(s).name == lane_dir_name for s in sources):
+                subprocess.run(["docker", "pause", cid], check=True)
+                paused.append(cid)
+                return
+        time.sleep(0.3)
+
+
+def test_a_guest_that_stalls_before_init(warm, tmp_path, reliability):
+    """The series' first guest is frozen before it reaches init (docker pause: the machine stalls).
+    It is stopped at its limit and booted once more; the second attempt reaches init, and the
+    run ends as if nothing happened, the stall noted in the boot's message."""
+    def lower(copy: Path):
+        arch = copy / "arches" / "x86_64.yaml"
+        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 30"))
+        for suite, seconds in (("nolibc", 30), ("bpf_arena", 150)):
+            path = copy / "suites" / f"{suite}.yaml"
+            path.write_text(re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", path.read_text()))
+
+    with reliability("a guest frozen before init (docker pause of the series' QEMU container)") as row:
+        results = tmp_path / "results"
+        env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
+        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        paused, stop = [], threading.Event()
+        pauser = threading.Thread(target=pause_first_guest, args=(run, "x86_64", paused, stop), daemon=True)
+        pauser.start()
+        try:
+            code = run.finish(1800)
+        finally:
+            stop.set()
+        assert paused, "no series guest was seen to pause"
+        assert code == 0, run.output[-3000:]
+        run_dir = run_dir_of(results)
+        record = ended_cleanly(run_dir, run, 0)
+        boot = next(s for s in record["stages"] if s["stage"] == "boot" and s["role"] == "series")
+        assert boot["status"] == "PASS" and "a first attempt stalled" in boot["message"], boot["message"]
+        assert (run_dir / "logs" / "x86_64" / "console-stalled.log").exists()
+        row["did"] = f"boot PASS: {boot['message']}; the frozen container was thawed and killed at its limit"
+        row["exit"], row["kept"] = 0, kept(run_dir) + ", logs/x86_64/console-stalled.log"
+        row["resume"] = "not needed"

@@ -149,10 +149,15 @@ def build_user() -> tuple[int, int]:
 
 
 def _kill(container) -> None:
+    """Kill a container; a paused (frozen) one is thawed first, as the engine refuses to kill it."""
     try:
         container.kill()
-    except Exception:  # noqa: BLE001 - already gone
-        pass
+    except Exception:  # noqa: BLE001 - already gone, or paused
+        try:
+            container.unpause()
+            container.kill()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 class Docker:

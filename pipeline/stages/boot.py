@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.model import config
 from pipeline.infra.containers import Container, Mount
 from pipeline.infra.context import Context
+from pipeline.model.lane import Role
 from pipeline.model.results import Case, Status
 from pipeline.stages.interface import Outcome, Work
 
@@ -134,24 +135,32 @@ def run(ctx: Context, arch: config.Arch, lane: Path, kernel: Path, initrd: Path,
     log.unlink(missing_ok=True)
     timeout = arch.qemu.boot_timeout + extra_seconds
     outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, accel, log, timeout)
+    stalled = None
+    if reached is None and outcome.timed_out:  # a stalled machine rarely stalls twice: one more attempt
+        stalled = round(outcome.seconds, 1)
+        ctx.progress.say("boot", lane.name, f"no init within {timeout} s: booting once more")
+        log.replace(log.with_name(f"{name}-stalled.log"))
+        outcome, reached = _boot(ctx, image, arch, lane, kernel, initrd, accel, log, timeout)
     console = lane / f"{name}.log"
     console.write_text(log.read_text(errors="replace"))
     lines = console.read_text().splitlines()
     facts = {"accel": accel, "accel_reason": why, "qemu_seconds": round(outcome.seconds, 1),
              "timed_out": outcome.timed_out, "timeout": timeout,
              "seconds_to_init": round(reached, 1) if reached is not None else None,
-             "qemu": qemu_argv(arch, kernel.name, initrd.name, accel)}
+             "qemu": qemu_argv(arch, kernel.name, initrd.name, accel), "stalled_attempt_seconds": stalled}
     name = f"boot to init ({accel.upper()})"
     tail = "\n".join(lines[-60:])
     if reached is not None:
         msg = f"reached userspace init in {reached:.1f} s under {accel.upper()}"
+        if stalled is not None:
+            msg += f" (a first attempt stalled without reaching init and was stopped after {stalled:.0f} s)"
         return Booted(True, Case("boot", name, Status.PASS, outcome.seconds, msg, arch=arch.name), console, facts)
     started = any(re.search(r"Linux version|Booting Linux|Decompressing", ln) for ln in lines)
     if not started and outcome.exit_code not in (0, None):
         msg = f"QEMU failed to start (exit {outcome.exit_code}): infrastructure, not the kernel"
         return Booted(False, Case("boot", name, Status.ERROR, outcome.seconds, msg, tail, arch=arch.name), console, facts)
     if outcome.timed_out:
-        msg = f"the kernel did not reach userspace init within {timeout} s"
+        msg = f"the kernel did not reach userspace init within {timeout} s, in two attempts"
     else:
         msg = "the kernel stopped before reaching userspace init"
     return Booted(False, Case("boot", name, Status.FAIL, outcome.seconds, msg, tail, arch=arch.name), console, facts)
@@ -164,8 +173,27 @@ def _boot_lane(work: Work, name: str) -> Outcome:
     work.image("qemu")
     booted = run(work.ctx, work.arch, work.lane.dir, Path(work.need("build").artifacts["kernel"]),
                  Path(work.need("initramfs").artifacts["initramfs"]), extra_seconds=guest_seconds, name=name)
+    stuck = stuck_before_init(work, booted)
+    if stuck:
+        booted.case.status, booted.case.message = stuck
     return Outcome(booted.case.status, booted.case.message, [booted.case], booted.facts,
                    {"console": str(booted.console)})
+
+
+def stuck_before_init(work: Work, booted: Booted) -> tuple[Status, str] | None:
+    """A kernel that never reached init within the limit, twice: the series' fault only when the
+    base's kernel did reach init on this machine with the same limits; else the machine's."""
+    if booted.ok or not booted.facts.get("timed_out"):
+        return None
+    said = booted.case.message
+    if work.lane.is_base:
+        return Status.ERROR, f"{said}: the base's kernel, so the machine or the limits, not the series"
+    base = work.other("boot", Role.BASE)
+    if base is not None and base.status == Status.PASS:
+        took = base.facts.get("seconds_to_init")
+        return Status.FAIL, f"{said}, while the base's kernel reached init" + (f" in {took} s" if took else "")
+    return Status.ERROR, (f"{said}, and the base's kernel did not reach init either (or was not booted): "
+                          "the machine or the limits, not the series")
 
 
 def stage(work: Work) -> Outcome:
