@@ -40,6 +40,14 @@ def render(rows: list[dict]) -> str:
                        f"{cell(r['resume'])} | {'as designed' if r['ok'] else '**FAILED**'} ({r['when']}) | "
                        f"`{test}` |\n")
         out.append("\n")
+    shown = [r for r in sorted(rows, key=lambda r: r["id"]) if r.get("tail")]
+    if shown:
+        out.append("## Transcripts\n\nThe end of what the faulted run printed, then the end of `--resume`.\n\n")
+        for r in shown:
+            out.append(f"**{r['what']}**\n\n```\n" + "\n".join(r["tail"]) + "\n```\n")
+            if r.get("resume_tail"):
+                out.append("```\n$ invoke ci --resume RUN_DIR\n" + "\n".join(r["resume_tail"]) + "\n```\n")
+            out.append("\n")
     return "".join(out)
 
 

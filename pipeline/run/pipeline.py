@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipeline.infra import locks
 from pipeline.infra.context import Context, cache_root
-from pipeline.infra.errors import Terminated, UserError
+from pipeline.infra.errors import KseriesError, Terminated, UserError
 from pipeline.infra.progress import Progress
 from pipeline.infra.runner import Runner
 from pipeline.intake import sources as intake
@@ -199,6 +199,7 @@ class Run:
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "
                               f"results in {self.run_dir}")
         self.save()
+        self.reap()
         loop = Loop(self.ctx, self.spec, self.patches, self.record, self.save, self.previous)
         old = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job ends like Ctrl-C
         try:
@@ -212,6 +213,17 @@ class Run:
             signal.signal(signal.SIGTERM, old)
         self.record.interrupted = loop.signal
         return self.finish()
+
+    def reap(self) -> None:
+        """Before anything is built: stop the containers a killed run left (a make still writing
+        into a kept O= directory). No engine yet is no error here: the first stage needing it says so."""
+        try:
+            reaped = self.ctx.docker.reaped
+        except KseriesError:
+            return
+        if reaped:
+            self.ctx.progress.say("run", "", f"stopped {len(reaped)} container(s) a killed kseries run left "
+                                  f"running: {', '.join(reaped)}")
 
     def finish(self) -> int:
         verdict.judge(self.record, self.spec, self.arches)
