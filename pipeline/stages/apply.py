@@ -48,14 +48,20 @@ def conflict_files(output: str) -> list[str]:
     return files
 
 
-def worktree(ctx: Context, repo: Path, name: str, base: str) -> tuple[Path, dict[str, tuple[str, int]]]:
-    """The series' kept worktree, reset to base; returns it and the mtimes worth restoring."""
+def worktree(ctx: Context, repo: Path, name: str, base: str,
+             age: bool = False) -> tuple[Path, dict[str, tuple[str, int]]]:
+    """The series' kept worktree, reset to base; returns it and the mtimes worth restoring.
+    age: a new worktree's files get an old mtime (stages/seed.py)."""
     wt = ctx.cache / "trees" / name
     log = ctx.log("apply.log")
     if not (wt / ".git").exists():
         ctx.runner.git(repo, "worktree", "prune")
         ctx.progress.say("apply", "", f"checking out the base into {wt}")
         ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
+        if age:
+            from pipeline.stages.seed import age_worktree
+
+            ctx.runner.note(f"# {age_worktree(wt)} files of the new worktree dated 2000-01-01 (stages/seed.py)")
         return wt, {}
     gitdir = Path((wt / ".git").read_text().split("gitdir:", 1)[1].strip())
     (gitdir / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
@@ -105,7 +111,8 @@ def merged(ctx: Context, wt: Path, patches: list) -> bool:
 
 
 def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
-    wt, keep = worktree(ctx, repo, name, base)
+    # no O= directory of this series yet: each arch's first one is seeded from the base's
+    wt, keep = worktree(ctx, repo, name, base, age=not any((ctx.cache / "build" / name).glob("*/out")))
     result = Applied(wt, base)
     log = ctx.log("apply.log")
     env = {"GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}

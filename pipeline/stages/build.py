@@ -21,6 +21,7 @@ from pipeline.infra.containers import PIDS, Container, Mount
 from pipeline.stages import compiler_cache
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
+from pipeline.model.lane import base_builds
 from pipeline.model.results import Case, Status
 from pipeline.stages.interface import Outcome, Work
 
@@ -184,16 +185,21 @@ def killed(outcome, arch: config.Arch, log: Path) -> tuple[Status, str] | None:
 
 
 def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig, lane: Path, dirs: str = "",
-        step: str = "", trusted: bool = False) -> Built:
+        step: str = "", trusted: bool = False, base: str = "") -> Built:
     """dirs names the kept config and O= directories (default: the series' name); step names an
     intermediate state of the series ("patch 1/3"), built into the same directories. trusted: the
-    base's code, whose objects may go to the shared compiler cache (stages/compiler_cache.py)."""
+    base's code, whose objects may go to the shared compiler cache (stages/compiler_cache.py).
+    base: the series' base commit; its finished build seeds a new O= directory (stages/seed.py)."""
     image = ctx.image(arch.toolchain)
     start = time.monotonic()
     ctx.progress.say("build", lane.name, "configuring")
     new_config = configure(ctx, image, src, arch, series, lane, dirs)
     config_seconds = time.monotonic() - start
     _, out_dir = lane_dirs(ctx, dirs or series.name, arch)
+    if base and not out_dir.exists():
+        from pipeline.stages.seed import seed
+
+        seed(ctx, src, arch, out_dir, base_builds(base), base, lane.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     old = out_dir / ".config"
     if not old.exists() or old.read_bytes() != new_config.read_bytes():
@@ -261,7 +267,8 @@ def stage(work: Work) -> Outcome:
     """The lane's kernel: config from data, then make into the kept O= directory."""
     lane = work.lane
     work.image(work.arch.toolchain)
-    built = run(work.ctx, work.src, work.arch, work.spec, lane.dir, dirs=work.builds, trusted=lane.is_base)
+    built = run(work.ctx, work.src, work.arch, work.spec, lane.dir, dirs=work.builds, trusted=lane.is_base,
+                base="" if lane.is_base else work.need("source").artifacts["commit"])
     if not lane.is_base and built.ok:  # the per-patch checkouts moved files: give them back their mtimes
         from pipeline.stages import apply, per_patch
 

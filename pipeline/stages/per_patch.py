@@ -74,7 +74,7 @@ def _record(path: Path) -> dict | None:
 
 def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.SeriesConfig, lane: Path,
                  patches: list, commits: list[str], dirs: str, image: str,
-                 keep: dict | None = None, inputs: set[str] | None = None) -> list[Step]:
+                 keep: dict | None = None, inputs: set[str] | None = None, base: str = "") -> list[Step]:
     """Build every state but the tip (patches 1..n-1), each on top of the previous, in order.
 
     inputs: every file this arch's build compiles from (coverage.compiled_inputs of a build of the
@@ -106,7 +106,7 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
                 keep.update(apply.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
             ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
             moved = True
-            b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}")
+            b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}", base=base)
             step = Step(patch.index, patch.total, patch.subject, b.case.status, round(b.case.seconds, 1), b.case.message,
                         b.case.detail, b.facts.get("warnings", []))
             if b.case.status in (Status.PASS, Status.FAIL):  # an infrastructure error is not remembered
@@ -172,7 +172,7 @@ def steps(work: Work) -> Outcome:
     image = work.image(work.arch.toolchain)
     keep: dict = {}
     done = intermediate(work.ctx, work.src, work.arch, work.spec, lane.dir, work.patches, commits, work.builds,
-                        image, keep=keep, inputs=_inputs(work))
+                        image, keep=keep, inputs=_inputs(work), base=work.need("source").artifacts["commit"])
     (lane.dir / "steps.json").write_text(json.dumps([{**asdict(s), "status": s.status.value} for s in done]))
     (lane.dir / "steps-mtimes.json").write_text(json.dumps(keep))
     built = sum(1 for s in done if not s.reused and not s.skipped)

@@ -1,0 +1,53 @@
+"""A series' first build starts from the base's O= directory: on a real git tree, the files the
+series changes end up newer than every copied object, the others older, so make rebuilds exactly
+what the series reaches."""
+
+import os
+import subprocess
+import time
+
+from pipeline.infra.context import Context
+from pipeline.infra.progress import Progress
+from pipeline.infra.runner import Runner
+from pipeline.model import config
+from pipeline.model.lane import base_builds
+from pipeline.stages import apply, build, seed
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_changed(tmp_path):
+    ctx = Context(tmp_path / "run", tmp_path / "cache", Runner(tmp_path / "run" / "commands.log"), Progress())
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "mm.h").write_text("base\n")
+    (repo / "util.c").write_text("int x;\n")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    arch = config.resolve_arch("x86_64")
+
+    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    assert os.stat(wt / "util.c").st_mtime == seed.OLD
+    (wt / "mm.h").write_text("series\n")
+    git(wt, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "patch")
+
+    series_out = build.lane_dirs(ctx, "series", arch)[1]
+    assert not seed.seed(ctx, wt, arch, series_out, base_builds(base), base, "x86_64")  # the base has not built
+    base_out = build.lane_dirs(ctx, base_builds(base), arch)[1]
+    (base_out / arch.kernel.image_path).parent.mkdir(parents=True)
+    (base_out / arch.kernel.image_path).write_text("kernel")
+    (base_out / "util.o").write_text("object")
+    built_at = time.time() - 60
+    os.utime(base_out / "util.o", (built_at, built_at))
+
+    assert seed.seed(ctx, wt, arch, series_out, base_builds(base), base, "x86_64")
+    copied = os.stat(series_out / "util.o").st_mtime
+    assert (series_out / "util.o").read_text() == "object" and copied == built_at  # mtimes kept by the copy
+    assert os.stat(wt / "mm.h").st_mtime > copied  # changed by the series: make rebuilds what includes it
+    assert os.stat(wt / "util.c").st_mtime < copied  # unchanged: the base's object stands
+    (series_out / "util.o").write_text("rebuilt")
+    assert (base_out / "util.o").read_text() == "object"  # a copy: the series' make never writes the base's
