@@ -176,7 +176,8 @@ def test_docker_engine_stopped_mid_build(warm, tmp_path, reliability):
         removed = make_work()
         results = tmp_path / "results"
         run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
-        run.wait_line(r"\] build +x86_64 +(CC|LD|AR|BTF|GEN)")
+        run.wait_line(r"\] build +x86_64 +make -j")
+        time.sleep(3)
         subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=True)
         try:
             code = run.finish(600)
@@ -297,7 +298,8 @@ def test_concurrent_runs_and_a_killed_run(warm, tmp_path, reliability):
 
         make_work(150)
         killed = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "c"))
-        killed.wait_line(r"\] build +x86_64 +(CC|LD|AR|BTF|GEN)")
+        killed.wait_line(r"\] build +x86_64 +make -j")
+        time.sleep(3)
         os.killpg(killed.proc.pid, signal.SIGKILL)
         killed.finish(60)
         began = time.monotonic()
@@ -334,8 +336,8 @@ def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
     the series alike: its tests are ERROR (hung), not missing, and a hang on both is no regression."""
     def lower(copy: Path):
         arch = copy / "arches" / "x86_64.yaml"
-        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 20"))
-        for suite, seconds in (("nolibc", 20), ("bpf_arena", 3)):
+        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 8"))
+        for suite, seconds in (("nolibc", 5), ("bpf_arena", 1)):  # the guest's limit: 14 s; init at ~4 s
             path = copy / "suites" / f"{suite}.yaml"
             text = path.read_text()
             text = re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", text) if re.search(r"(?m)^timeout:", text) \
@@ -351,12 +353,13 @@ def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
         run_dir = run_dir_of(results)
         record = ended_cleanly(run_dir, run, 3)
         row["tail"] = tail(run.output)
-        hung = [s for s in record["stages"] if s["stage"] == "suite" and s["suite"] == "bpf_arena"]
-        assert {s["role"] for s in hung} == {"base", "series"} and all(s["status"] == "ERROR" for s in hung), hung
-        assert all("hung" in s["message"] for s in hung), [s["message"] for s in hung]
+        suites = [s for s in record["stages"] if s["stage"] == "suite"]
+        hung = [s for s in suites if s["status"] == "ERROR" and "hung" in s["message"]]
+        assert {s["role"] for s in hung} == {"base", "series"}, [(s["role"], s["status"], s["message"]) for s in suites]
         kinds = {v["kind"] for v in record["verdicts"]}
         assert "regression" not in kinds, kinds
-        row["did"] = f"bpf_arena ERROR on base and series: {hung[-1]['message'][:150]}; no regression (hung on both)"
+        row["did"] = (f"{hung[-1]['suite']} ERROR on base and series: {hung[-1]['message'][:150]}; no regression "
+                      "(hung on both)")
         row["exit"], row["kept"] = 3, kept(run_dir)
         resume(run_dir, row)
         row["resume"] += " (with the limits back at their defaults: the guests ran again)"
@@ -411,8 +414,8 @@ def test_a_guest_that_stalls_before_init(warm, tmp_path, reliability):
     run ends as if nothing happened, the stall noted in the boot's message."""
     def lower(copy: Path):
         arch = copy / "arches" / "x86_64.yaml"
-        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 30"))
-        for suite, seconds in (("nolibc", 30), ("bpf_arena", 150)):
+        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 20"))
+        for suite, seconds in (("nolibc", 20), ("bpf_arena", 60)):
             path = copy / "suites" / f"{suite}.yaml"
             path.write_text(re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", path.read_text()))
 
