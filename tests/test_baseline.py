@@ -76,6 +76,20 @@ def test_a_suite_cut_short_by_the_guest_time_limit_is_an_error_not_a_failure():
     assert suites.results(nolibc, "x86_64", lines)[-1].status == Status.FAIL  # the kernel stopped: its fault
 
 
+def test_a_suite_stopped_before_its_results_file_or_before_it_started_is_hung_too():
+    # found by the real fault test: test_progs cut at the guest's limit writes no JSON (-J) results
+    from pipeline.stages import suites
+
+    arena = config.load_suite("bpf_arena")
+    why = "the guest reached init and was stopped at its 14 s limit"
+    lines = ["kseries-init: suite bpf_arena start", "#1/1     arena_atomics/add:OK"]
+    cut = suites.results(arena, "x86_64", lines, hung=why)
+    assert [(c.test, c.status) for c in cut] == [("finished", Status.ERROR)] and why in cut[0].message
+    assert suites.results(arena, "x86_64", lines)[0].status == Status.FAIL  # no limit hit: the kernel's doing
+    never = suites.results(arena, "x86_64", ["kseries-init: suite nolibc start"], hung=why)
+    assert [(c.test, c.status) for c in never] == [("ran", Status.ERROR)]
+
+
 def test_tests_of_a_lane_that_did_not_build_are_not_run_not_regressions():
     base = [case(BASE, "t", "a", Status.PASS)]
     got = verdict.compare(base, {("x86_64", "t")}, unrun={("x86_64", "t"): "the x86_64 kernel build did not pass"})

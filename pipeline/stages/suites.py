@@ -105,6 +105,9 @@ def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str 
 
     def case(test, status, message="", detail=""):
         return Case("suite", test, status, 0, message, detail, arch, suite=suite.name)
+    if part is None and hung:
+        return [case("ran", Status.ERROR, f"hung: {hung} before this suite started; its tests are compared "
+                     "with the base (a regression if they finished there)")]
     if part is None:
         return [case("ran", Status.FAIL, "the suite never started: the guest stopped before init ran it")]
     cases, seen = [], {}
@@ -112,6 +115,9 @@ def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str 
         parsed = parsers.PARSERS[suite.parser](part["lines"], part["file"])
     except parsers.Unreadable as exc:
         tail = "\n".join(part["lines"][-40:])
+        if part["end"] is None and hung:  # cut short at the guest's limit before it wrote its results
+            return [case("finished", Status.ERROR, f"hung: {hung} before the suite wrote its results ({exc}); "
+                         "its tests are compared with the base (a regression if they finished there)", tail)]
         if part["end"] is None or part["end"].startswith("signal"):
             # it crashed or the kernel stopped under it: the kernel under test may be why
             how = f"was killed by {part['end']}" if part["end"] else "did not finish"
@@ -177,8 +183,7 @@ def stage(work: Work) -> Outcome:
     flaky = sum(1 for c in cases if c.flaky)
     summary += f", {flaky} flaky" if flaky else ""
     facts = {k.value: v for k, v in counts.items()}
-    facts["hung"] = any(c.test == "finished" and c.status == Status.ERROR and c.message.startswith("hung")
-                        for c in cases)
+    facts["hung"] = any(c.status == Status.ERROR and c.message.startswith("hung") for c in cases)
     return Outcome(Status.worst([c.status for c in cases if c.status != Status.SKIP]),
                    f"{len(cases)} testcases: {summary}", cases, facts)
 
