@@ -21,13 +21,19 @@ from pipeline.stages.initramfs import INIT_SOURCE
 from pipeline.stages.interface import Outcome, Work
 
 
+# the code that turns a console into results: when it changes, cached base results may read differently
+INTERPRETERS = ("suites.py", "parsers.py", "check.py", "boot.py")
+
+
 def key(spec: config.SeriesConfig, arch: config.Arch, base_commit: str, image: str) -> str:
     runs, skips = suites.selected(spec, arch)
+    here = Path(suites.__file__).parent
     parts = [
         SCHEMA, base_commit, image, repr(config.identity(arch)),
         [(p.name, p.read_bytes()) for p in build.fragments_for(arch, spec)],
         [(s.path.read_bytes(), s.script.read_bytes()) for s in runs],
         sorted(s.name for s, _ in skips), INIT_SOURCE.read_bytes(),
+        [(name, (here / name).read_bytes()) for name in INTERPRETERS],
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
