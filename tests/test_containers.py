@@ -93,6 +93,11 @@ def test_a_container_that_outgrows_its_disk_limit_is_found(tmp_path):
     thread.join(5)
     assert watch.exceeded.is_set() and killed
 
+    quick = diskwatch.DiskWatch(spec, every=60)  # exits before its first poll: measured at the end
+    (out / "more").write_bytes(b"w" * 300_000)
+    quick.check()
+    assert quick.exceeded.is_set()
+
 
 def test_untrusted_work_never_runs_as_root():
     uid = Container("i", ["true"]).user.split(":")[0]

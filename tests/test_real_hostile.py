@@ -40,7 +40,7 @@ def hostile_patch(repo: Path, commit: str) -> str:
               for name, cmd in PROBES.items()]
     diff = "".join(difflib.unified_diff(old, old + probes, f"a/{path}", f"b/{path}"))
     return (f"From: Mallory <mallory@example.org>\nSubject: [PATCH] init: probe the build machine\n\n"
-            f"Tries what a hostile patch would.\n---\ndiff --git a/{path} b/{path}\n{diff}")
+            f"Tries what a hostile patch would.\n\nSigned-off-by: Mallory <mallory@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
 
 
 def fingerprint(root: Path, skip: tuple[str, ...]) -> dict[str, tuple]:
@@ -118,7 +118,7 @@ def misbehaving_patch(repo: Path, commit: str, line: str) -> str:
                          check=True).stdout.splitlines(keepends=True)
     diff = "".join(difflib.unified_diff(old, old + [f"kseries_endless := {line}\n"], f"a/{path}", f"b/{path}"))
     return (f"From: Mallory <mallory@example.org>\nSubject: [PATCH] init: misbehave\n\n"
-            f"Does what a hostile patch would.\n---\ndiff --git a/{path} b/{path}\n{diff}")
+            f"Does what a hostile patch would.\n\nSigned-off-by: Mallory <mallory@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
 
 
 @pytest.mark.parametrize("kind", list(ENDLESS))

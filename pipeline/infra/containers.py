@@ -248,6 +248,7 @@ class Docker:
             except Exception:  # noqa: BLE001
                 pass
         seconds = time.monotonic() - start
+        disk.check()
         if self.stopped.is_set():
             raise Interrupted(f"the run was interrupted while {spec.argv[0]} ran in a container")
         if timed_out.is_set():

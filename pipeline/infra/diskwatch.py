@@ -35,9 +35,17 @@ class DiskWatch:
         self.start = sum(_size(p) for p in self.paths) if spec.disk else 0
         self.exceeded = threading.Event()
 
+    def over(self) -> bool:
+        return bool(self.spec.disk) and sum(_size(p) for p in self.paths) - self.start > self.spec.disk
+
     def watch(self, stop: Callable[[], None], finished: threading.Event) -> None:
         while self.spec.disk and not finished.wait(self.every):
-            if sum(_size(p) for p in self.paths) - self.start > self.spec.disk:
+            if self.over():
                 self.exceeded.set()
                 stop()
                 return
+
+    def check(self) -> None:
+        """Once more when the container has exited: a build quicker than one poll is measured too."""
+        if not self.exceeded.is_set() and self.over():
+            self.exceeded.set()
