@@ -354,12 +354,13 @@ def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
         record = ended_cleanly(run_dir, run, 3)
         row["tail"] = tail(run.output)
         suites = [s for s in record["stages"] if s["stage"] == "suite"]
-        hung = [s for s in suites if s["status"] == "ERROR" and "hung" in s["message"]]
+        hung = [s for s in suites if s["status"] == "ERROR" and any(c["message"].startswith("hung")
+                                                                    for c in s["cases"])]
         assert {s["role"] for s in hung} == {"base", "series"}, [(s["role"], s["status"], s["message"]) for s in suites]
         kinds = {v["kind"] for v in record["verdicts"]}
         assert "regression" not in kinds, kinds
-        row["did"] = (f"{hung[-1]['suite']} ERROR on base and series: {hung[-1]['message'][:150]}; no regression "
-                      "(hung on both)")
+        why = next(c["message"] for c in hung[-1]["cases"] if c["message"].startswith("hung"))
+        row["did"] = f"{hung[-1]['suite']} ERROR on base and series: {why[:150]}...; no regression (hung on both)"
         row["exit"], row["kept"] = 3, kept(run_dir)
         resume(run_dir, row)
         row["resume"] += " (with the limits back at their defaults: the guests ran again)"
