@@ -71,6 +71,11 @@ class Watched:
         return "".join(self.lines)
 
 
+def page_mapped(results: Path, env: dict | None = None) -> Watched:
+    """The run a fault is tried on: page_mapped on x86_64, warm."""
+    return Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+
+
 def ci(*args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
     return subprocess.run([*CI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
@@ -82,14 +87,18 @@ def run_dir_of(results: Path) -> Path:
     return found[0]
 
 
-def ended_cleanly(run_dir: Path, run: Watched, code: int) -> dict:
-    """What every fault must leave: reports written, an exit code recorded, no traceback, no
-    container of the run left running, nothing blamed on the series."""
+def ended_cleanly(results: Path, run: Watched, code: int, want: int, row: dict) -> tuple[Path, dict]:
+    """What every fault must leave: the exit code wanted, reports written, the code recorded, no
+    traceback, no container of the run left running, nothing blamed on the series. Records the
+    end of the transcript in the row; returns the run directory and its results.json."""
     from pipeline.infra.owners import OWNER, owner
 
     out = run.output
+    assert code == want, out[-3000:]
+    run_dir = run_dir_of(results)
+    row["tail"] = tail(out)
     record = json.loads((run_dir / "results.json").read_text())
-    assert record["exit_code"] == code, record["exit_code"]
+    assert record["exit_code"] == want, record["exit_code"]
     assert (run_dir / "junit.xml").stat().st_size > 0 and (run_dir / "summary.txt").stat().st_size > 0
     assert "Traceback" not in out
     assert not [s for s in record["stages"] if s["fault"] == "harness"], "kseries itself failed"
@@ -97,7 +106,7 @@ def ended_cleanly(run_dir: Path, run: Watched, code: int) -> dict:
     left = subprocess.run(["docker", "ps", "-q", "--filter", f"label={OWNER}={owner(run.proc.pid)}"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert not left, "a container outlived the run"
-    return record
+    return run_dir, record
 
 
 def tail(text: str, lines: int = 6) -> list[str]:
@@ -147,6 +156,22 @@ def configs_with(tmp_path: Path, edit) -> Path:
     return copy
 
 
+def guest_limits(boot: int, **suites: int):
+    """A configs_with edit: the x86_64 boot timeout and these suites' timeouts lowered (the guest's
+    limit is their sum)."""
+    def edit(copy: Path):
+        arch = copy / "arches" / "x86_64.yaml"
+        text = arch.read_text()
+        assert "boot_timeout: 300" in text
+        arch.write_text(text.replace("boot_timeout: 300", f"boot_timeout: {boot}"))
+        for suite, seconds in suites.items():
+            path = copy / "suites" / f"{suite}.yaml"
+            text, n = re.subn(r"(?m)^timeout: \d+", f"timeout: {seconds}", path.read_text())
+            assert n == 1, path
+            path.write_text(text)
+    return edit
+
+
 @pytest.fixture(scope="module")
 def warm(need_docker_module):
     """page_mapped built and booted once on x86_64: every fault below starts from warm caches."""
@@ -175,7 +200,7 @@ def test_docker_engine_stopped_mid_build(warm, tmp_path, reliability):
     with reliability("the Docker engine stopped (SIGTERM to dockerd) while make runs in its container") as row:
         removed = make_work()
         results = tmp_path / "results"
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+        run = page_mapped(results)
         run.wait_line(r"\] build +x86_64 +make -j")
         time.sleep(3)
         subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=True)
@@ -187,10 +212,7 @@ def test_docker_engine_stopped_mid_build(warm, tmp_path, reliability):
                     time.monotonic() < deadline:
                 time.sleep(0.5)
             start_engine()
-        assert code == 3, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 3)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 3, row)
         build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
         assert build["status"] == "ERROR" and build["fault"] == "infra"
         assert "Docker engine stopped answering" in build["message"], build["message"]
@@ -215,16 +237,13 @@ def test_a_signal_mid_stage_then_resume(warm, tmp_path, reliability, sig, stage,
             shutil.rmtree(cache_root() / "build" / "page_mapped" / "x86_64" / "suites" / "nolibc",
                           ignore_errors=True)
         results = tmp_path / "results"
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+        run = page_mapped(results)
         run.wait_line(pattern)
         time.sleep(2)
         os.kill(run.proc.pid, sig)
         code = run.finish(300)
         want = 143 if sig == signal.SIGTERM else 130
-        assert code == want, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, want)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, want, row)
         assert record["interrupted"] == name
         cut = [s for s in record["stages"] if s["fault"] == "interrupted"]
         assert cut and {s["stage"] for s in cut} & {stage, "suite"}, [s["stage"] for s in cut]
@@ -241,12 +260,9 @@ def test_results_on_a_full_filesystem(warm, tmp_path, reliability):
         results.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "kseries-full", str(results)], check=True)
         try:
-            run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
+            run = page_mapped(results)
             code = run.finish(1800)
-            assert code == 3, run.output[-3000:]
-            run_dir = run_dir_of(results)
-            record = ended_cleanly(run_dir, run, 3)
-            row["tail"] = tail(run.output)
+            run_dir, record = ended_cleanly(results, run, code, 3, row)
             full = [s for s in faulted(record) if "No space left on device" in s["message"]]
             assert full and all(s["fault"] == "infra" for s in full), [s["message"] for s in faulted(record)]
             assert "free space there" in full[0]["message"]
@@ -270,12 +286,9 @@ def test_build_killed_by_its_memory_limit(warm, tmp_path, reliability):
         make_work()
         results = tmp_path / "results"
         env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        run = page_mapped(results, env=env)
         code = run.finish(1800)
-        assert code == 3, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 3)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 3, row)
         build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
         assert build["status"] == "ERROR" and "out-of-memory" in build["message"], build["message"]
         row["did"] = f"build ERROR: {build['message']}"
@@ -334,25 +347,14 @@ def test_a_truncated_base_cache_entry_is_redone(warm, tmp_path, reliability):
 def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
     """Guest limits lowered (as data) until the guest is stopped inside bpf_arena on the base and
     the series alike: its tests are ERROR (hung), not missing, and a hang on both is no regression."""
-    def lower(copy: Path):
-        arch = copy / "arches" / "x86_64.yaml"
-        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 8"))
-        for suite, seconds in (("nolibc", 5), ("bpf_arena", 1)):  # the guest's limit: 14 s; init at ~4 s
-            path = copy / "suites" / f"{suite}.yaml"
-            text = path.read_text()
-            text = re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", text) if re.search(r"(?m)^timeout:", text) \
-                else text + f"timeout: {seconds}\n"
-            path.write_text(text)
+    lower = guest_limits(boot=8, nolibc=5, bpf_arena=1)  # the guest's limit: 14 s; init at ~4 s
 
     with reliability("a guest that reaches init, then is stopped at its limit inside a suite (limits lowered)") as row:
         results = tmp_path / "results"
         env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        run = page_mapped(results, env=env)
         code = run.finish(1800)
-        assert code == 3, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 3)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 3, row)
         suites = [s for s in record["stages"] if s["stage"] == "suite"]
         hung = [s for s in suites if s["status"] == "ERROR" and any(c["message"].startswith("hung")
                                                                     for c in s["cases"])]
@@ -374,15 +376,11 @@ def test_the_cache_on_a_full_filesystem(need_docker_module, tmp_path, reliabilit
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "kseries-full-cache", str(cache)], check=True)
         try:
             results = tmp_path / "results"
-            run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results),
-                          env={"KSERIES_CACHE": str(cache)})
+            run = page_mapped(results, env={"KSERIES_CACHE": str(cache)})
             code = run.finish(1800)
         finally:
             subprocess.run(["umount", "-l", str(cache)])
-        assert code == 3, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 3)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 3, row)
         source = next(s for s in record["stages"] if s["stage"] == "source")
         assert source["status"] == "ERROR" and source["fault"] == "infra", source
         assert "No space left on device" in source["message"] or "no space left" in source["message"], source
@@ -413,17 +411,12 @@ def test_a_guest_that_stalls_before_init(warm, tmp_path, reliability):
     """The series' first guest is frozen before it reaches init (docker pause: the machine stalls).
     It is stopped at its limit and booted once more; the second attempt reaches init, and the
     run ends as if nothing happened, the stall noted in the boot's message."""
-    def lower(copy: Path):
-        arch = copy / "arches" / "x86_64.yaml"
-        arch.write_text(arch.read_text().replace("boot_timeout: 300", "boot_timeout: 20"))
-        for suite, seconds in (("nolibc", 20), ("bpf_arena", 60)):
-            path = copy / "suites" / f"{suite}.yaml"
-            path.write_text(re.sub(r"(?m)^timeout: \d+", f"timeout: {seconds}", path.read_text()))
+    lower = guest_limits(boot=20, nolibc=20, bpf_arena=60)
 
     with reliability("a guest frozen before init (docker pause of the series' QEMU container)") as row:
         results = tmp_path / "results"
         env = {"KSERIES_CONFIGS": str(configs_with(tmp_path, lower))}
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+        run = page_mapped(results, env=env)
         paused, stop = [], threading.Event()
         pauser = threading.Thread(target=pause_first_guest, args=(run, "x86_64", paused, stop), daemon=True)
         pauser.start()
@@ -432,10 +425,7 @@ def test_a_guest_that_stalls_before_init(warm, tmp_path, reliability):
         finally:
             stop.set()
         assert paused, "no series guest was seen to pause"
-        assert code == 0, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 0)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 0, row)
         boot = next(s for s in record["stages"] if s["stage"] == "boot" and s["role"] == "series")
         assert boot["status"] == "PASS" and "a first attempt stalled" in boot["message"], boot["message"]
         assert (run_dir / "logs" / "x86_64" / "console-stalled.log").exists()
@@ -450,16 +440,12 @@ def test_sigterm_during_the_source_import(need_docker_module, tmp_path, reliabil
     store has no stand-in ref, so the next run imports again."""
     with reliability("SIGTERM (a cancelled CI job) during the import of the base's source tree") as row:
         cache, results = tmp_path / "cache", tmp_path / "results"
-        run = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results),
-                      env={"KSERIES_CACHE": str(cache)})
+        run = page_mapped(results, env={"KSERIES_CACHE": str(cache)})
         run.wait_line(r"\] source +importing ", timeout=1200)
         time.sleep(5)
         os.kill(run.proc.pid, signal.SIGTERM)
         code = run.finish(300)
-        assert code == 143, run.output[-3000:]
-        run_dir = run_dir_of(results)
-        record = ended_cleanly(run_dir, run, 143)
-        row["tail"] = tail(run.output)
+        run_dir, record = ended_cleanly(results, run, code, 143, row)
         source = next(s for s in record["stages"] if s["stage"] == "source")
         assert source["status"] == "ERROR" and source["fault"] == "interrupted", source
         refs = subprocess.run(["git", "-C", str(cache / "git" / "linux.git"), "for-each-ref", "refs/kseries/"],

@@ -29,6 +29,12 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 }
 
 
+# the series' own directories, and what kseries itself (not the build) writes for any run: git objects
+# and worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
+OWN = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
+       "mail", "kvm-probe.json", "tmp")
+
+
 def hostile_patch(repo: Path, commit: str) -> str:
     """A real patch to init/Makefile whose $(shell ...) lines run the probes while make reads it."""
     import difflib
@@ -68,11 +74,7 @@ def test_a_hostile_build_reaches_nothing_and_changes_nothing_outside_its_own(tmp
         base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
                                   config.load_series("page_mapped"))
         mails = [hostile_patch(base.repo, base.commit)]  # alone: its build is the base's plus init/
-        # its own directories, and what kseries itself (not the build) writes for any run: git objects and
-        # worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
-        own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
-               "mail", "kvm-probe.json", "tmp")
-        before = fingerprint(cache, own)
+        before = fingerprint(cache, OWN)
         host_tmp = Path("/tmp/kseries-hostile")
         host_tmp.unlink(missing_ok=True)
         proc, results = run_test_series(tmp_path, NAME, mails)
@@ -86,7 +88,7 @@ def test_a_hostile_build_reaches_nothing_and_changes_nothing_outside_its_own(tmp
         assert not host_tmp.exists() and not (cache / "trees" / NAME / "kseries-hostile").exists()
         assert not (cache / "ccache" / "kseries-hostile").exists()
         assert (cache / "ccache-series" / NAME / "kseries-planted").exists()  # planted where only it looks
-        after = fingerprint(cache, own)
+        after = fingerprint(cache, OWN)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         # the shared ccache only grows by objects of the base's trusted builds: none ran (the base was cached)
         assert changed == [], changed[:20]
@@ -129,9 +131,7 @@ def test_a_build_that_forks_fills_or_runs_forever_loses_its_lane_only(tmp_path, 
         base = source.ensure_base(Context(tmp_path / "run", cache, Runner(tmp_path / "c.log"), Progress()),
                                   config.load_series("page_mapped"))
         mails = [misbehaving_patch(base.repo, base.commit, line)]
-        own = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
-               "mail", "kvm-probe.json", "tmp")
-        before = fingerprint(cache, own)
+        before = fingerprint(cache, OWN)
         edit = (lambda text: text.replace("  config_target: tinyconfig\n",
                                           f"  config_target: tinyconfig\n  {limit}\n")) if limit else None
         proc, results = run_test_series(tmp_path, NAME, mails, arch_edit=edit)
@@ -144,7 +144,7 @@ def test_a_build_that_forks_fills_or_runs_forever_loses_its_lane_only(tmp_path, 
         left = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True, text=True).stdout
         assert "kseries/" not in left, "a container outlived its build"
         assert subprocess.run(["pgrep", "-f", "sleep (30|100000)"], capture_output=True).returncode == 1
-        after = fingerprint(cache, own)
+        after = fingerprint(cache, OWN)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         assert changed == [], changed[:20]
         row["did"] = f"build {status} after {build['seconds']:.0f} s: {build['message'][:160]}"

@@ -3,37 +3,30 @@ series changes end up newer than every copied object, the others older, so make 
 what the series reaches."""
 
 import os
-import subprocess
 import time
 
-from pipeline.infra.context import Context
-from pipeline.infra.progress import Progress
-from pipeline.infra.runner import Runner
 from pipeline.model import config
 from pipeline.model.lane import base_builds
 from pipeline.stages import apply, build, seed
-
-
-def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+from test_apply import ctx_for, git
 
 
 def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_changed(tmp_path):
-    ctx = Context(tmp_path / "run", tmp_path / "cache", Runner(tmp_path / "run" / "commands.log"), Progress())
+    ctx = ctx_for(tmp_path)
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
     (repo / "mm.h").write_text("base\n")
     (repo / "util.c").write_text("int x;\n")
     git(repo, "add", ".")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
     arch = config.resolve_arch("x86_64")
 
     wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
     assert os.stat(wt / "util.c").st_mtime == seed.OLD
     (wt / "mm.h").write_text("series\n")
-    git(wt, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "patch")
+    git(wt, "commit", "-qam", "patch")
 
     series_out = build.lane_dirs(ctx, "series", arch)[1]
     assert not seed.seed(ctx, wt, arch, series_out, base_builds(base), base, "x86_64")  # the base has not built
