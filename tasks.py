@@ -44,13 +44,15 @@ def _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url):
     "resume": "complete an interrupted or partly failed run (RUN_DIR, or alone: the latest run [of --series]), "
               "rerunning only stages that did not finish or whose inputs changed",
     "verbose": "end with every testcase (else: the stages, what did not pass, the verdict)",
+    "derive": "enable in a derived config fragment what the changed files need to be compiled "
+              "(default; --no-derive: the configs as the YAML has them)",
     **SOURCE_HELP,
 })
-def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, msgid=None, lore_url=None,
-       mbox=None, git=None, range=None, patchwork=None, patchwork_url=None):
+def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, derive=True, msgid=None,
+       lore_url=None, mbox=None, git=None, range=None, patchwork=None, patchwork_url=None):
     """Build, boot and check a series on each architecture; write JUnit to results/latest."""
     request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
-    _exit(cli.guarded(cli.ci, series, arch or None, results, request, resume or "", verbose))
+    _exit(cli.guarded(cli.ci, series, arch or None, results, request, resume or "", verbose, derive))
 
 
 @task(help={"series": "series name (configs/series/NAME.yaml)", **SOURCE_HELP})

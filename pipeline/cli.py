@@ -4,6 +4,8 @@ not even for a bug in kseries itself (its traceback goes to a file)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import tempfile
 import textwrap
@@ -47,7 +49,8 @@ def say(text: str) -> None:
 
 
 def ci(series: str | None, arches: list[str] | None, results: str = "results",
-       request: intake.Request | None = None, resume: str | bool = "", verbose: bool = False) -> int:
+       request: intake.Request | None = None, resume: str | bool = "", verbose: bool = False,
+       derive: bool = True) -> int:
     if resume:
         if arches or (request and request.given):
             raise UserError("--resume completes an earlier run with its own patches and arches: pass no "
@@ -61,6 +64,8 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
         run.ctx.progress.say("run", "", f"resuming {run_dir.name}: finished stages are reused")
     else:
         spec, arch_list, got = pipeline.plan(series, arches, request)
+        if not derive:
+            spec = dataclasses.replace(spec, derive=False)
         run = pipeline.Run.create(spec, arch_list, Path(results).resolve(), got)
     code = run.run()
     from pipeline.report import summary as summary_text

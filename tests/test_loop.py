@@ -119,7 +119,7 @@ def test_interrupted_run_resumes_without_redoing_finished_lanes(tmp_path, monkey
     again = Run.resume(run.run_dir, Progress(io.StringIO()))
     assert again.run() == 0
     rerun = set(fakes.calls)
-    always = ("source", "apply", "baseline", "checkout", "steps", "per-patch")  # cheap: no key, always run
+    always = ("source", "apply", "derive", "baseline", "checkout", "steps", "per-patch")  # cheap: no key, always run
     assert [c for c in rerun if c[1] in ("x86_64", "base-x86_64") and c[0] not in always] == []
     assert ("build", "sh4", "") in rerun and ("boot", "sh4", "") in rerun
     second = RunRecord.load(run.run_dir / "results.json")

@@ -185,13 +185,20 @@ def renumber(text: str, label: str) -> str:
     return text.replace(old, f"[PATCH {label}]", 1)
 
 
-def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64", arch_edit=None):
+def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64", arch_edit=None,
+                    series_edit=None, extra: tuple = ()):
     """`invoke ci` on a test-only series: the seed's YAML (same base, arches, tests) with
     these patch mails and a thread of its own, in a copy of configs/ (arch_edit: a change
-    to the arch's YAML text, such as a lowered limit)."""
+    to the arch's YAML text, such as a lowered limit; series_edit: one to the series' YAML
+    text; extra: more `invoke ci` arguments). A second call with the same tmp_path runs again."""
     from conftest import invoke
 
     configs = tmp_path / "configs"
+    results = tmp_path / "results"
+    if configs.exists():
+        proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results), *extra,
+                      env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+        return proc, results
     shutil.copytree(REPO / "configs", configs)
     if arch_edit:
         path = configs / "arches" / f"{arch}.yaml"
@@ -203,8 +210,10 @@ def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x8
     (configs / "series" / f"{name}.yaml").write_text(  # its own thread, never the seed's
         yaml.replace("name: page_mapped", f"name: {name}").replace("patches: page_mapped", f"patches: {name}")
         .replace(config.load_series("page_mapped").message_id, f"{name}@kseries.test"))
-    results = tmp_path / "results"
-    proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results),
+    if series_edit:
+        path = configs / "series" / f"{name}.yaml"
+        path.write_text(series_edit(path.read_text()))
+    proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results), *extra,
                   env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
     return proc, results
 
@@ -343,3 +352,51 @@ def test_sigint_mid_build_then_resume_completes_without_redoing_finished_stages(
         assert again_s["reused"] == "" and again_s["status"] == "PASS", again_s
     assert by[("boot", "series", "")]["status"] == "PASS"
     assert not second["interrupted"] and "VERDICT: no regressions" in again.stdout
+
+
+def test_config_derivation_compiles_a_file_the_lean_config_leaves_out(ci_runs, tmp_path):
+    """A one-patch series to lib/test_hexdump.c, which x86_64's lean config does not compile (it is
+    behind CONFIG_TEST_HEXDUMP, inside the RUNTIME_TESTING_MENU block). With derivation off, the
+    coverage testcase fails naming the file, the symbol and what it needs; with it on, both are
+    enabled in a derived fragment, the file is compiled, and the kernel runs the test at boot.
+    The test series' kernel config is the seed's (its suites' fragments named in its YAML), so its
+    O= directory starts from the base's and only what the derived symbols reach is compiled."""
+    import difflib
+
+    base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
+                              config.load_series("page_mapped"))
+    path = "lib/test_hexdump.c"
+    old = subprocess.run(["git", "-C", str(base.repo), "show", f"{base.commit}:{path}"], capture_output=True,
+                         text=True, check=True).stdout.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(old) if line.startswith("#include"))
+    new = old[:at] + ["/* compiled only when its Kconfig symbol is enabled */\n"] + old[at:]
+    diff = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
+    mail = (f"From: Test <t@example.org>\nSubject: [PATCH] lib: note how test_hexdump is built\n\n"
+            f"A change to a file the lean configs do not compile.\n\nSigned-off-by: Test <t@example.org>\n"
+            f"---\ndiff --git a/{path} b/{path}\n{diff}")
+
+    def only_boot(text: str) -> str:  # no suite, so no base lane; the seed's config all the same
+        return (text.replace("tests: [boot, console, nolibc, bpf_arena]", "tests: [boot, console]")
+                .replace("fragments: [bpf-syscall.config]",
+                         "fragments: [bpf-syscall.config, nolibc.config, bpf-arena.config]"))
+
+    proc, results = run_test_series(tmp_path, "derivable", [mail], series_edit=only_boot, extra=("--no-derive",))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    off = {n: c for n, _, c in cases_by_suite(results / "latest" / "junit.xml")["coverage"]}
+    failure = off[path].result[0].message
+    assert "CONFIG_TEST_HEXDUMP (lib/Makefile)" in failure, failure
+    assert "x86_64: CONFIG_TEST_HEXDUMP is off (needs CONFIG_RUNTIME_TESTING_MENU)" in failure, failure
+    assert "config derivation is off" in failure, failure
+
+    proc, results = run_test_series(tmp_path, "derivable", [mail])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    run_dir = (results / "latest").resolve()
+    record = json.loads((run_dir / "results.json").read_text())
+    coverage = [c for s in record["stages"] if s["stage"] == "coverage" for c in s["cases"]]
+    assert [(c["test"], c["status"], c["message"]) for c in coverage] == [(path, "PASS", "compiled on x86_64")]
+    derived = (run_dir / "x86_64" / "derived.config").read_text()
+    assert "CONFIG_TEST_HEXDUMP=y" in derived and "CONFIG_RUNTIME_TESTING_MENU=y" in derived
+    assert any(k == "derived config x86_64" and "CONFIG_TEST_HEXDUMP=y" in v for k, v in record["provenance"].items())
+    build = next(s for s in record["stages"] if s["stage"] == "build")
+    assert build["facts"]["kbuild_steps"] < 200, build  # what the two symbols reach, not a full rebuild
+    assert "test_hexdump: all" in (run_dir / "x86_64" / "console.log").read_text()  # built in, it ran at boot

@@ -51,12 +51,14 @@ LIMITS = ("build_memory", "build_timeout", "build_disk")
 
 
 def identity(arch: "Arch") -> dict:
-    """The arch data that decides results: everything but the container limits, so raising a
-    limit never invalidates cached base results."""
+    """The arch data that decides results: not the container limits (raising one never invalidates
+    cached base results), and a fragment by its name (a derived one's path is in the cache)."""
     data = dataclasses.asdict(arch)
     for name in LIMITS:
         data["kernel"].pop(name)
+    data["kernel"]["fragments"] = [Path(f).name for f in data["kernel"]["fragments"]]
     return data
+
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,7 @@ class OfflineBase:
     package: str
     suite: str
     mirror: str = "http://deb.debian.org/debian"
-    # patches the package already carries (a directory relative to the series YAML):
-    # reverse-applied to the package they give the base; empty: the package is the base
+    # patches it already carries (a dir relative to the series YAML), reverse-applied to give the base
     reverse_patches: str = ""
 
 
@@ -157,6 +158,7 @@ class SeriesConfig:
     tests: tuple[str, ...] = ("boot",)
     lore_url: str = "https://lore.kernel.org/all"
     checkpatch: Checkpatch = Checkpatch()
+    derive: bool = True  # enable what changed files need when a lane's config does not build them (stages/derive.py)
     path: Path = Path()
 
     @property

@@ -20,8 +20,8 @@ from typing import Callable
 from pipeline.model.lane import Role
 from pipeline.model.results import Status
 from pipeline.run import baseline
-from pipeline.stages import (apply, boot, build, check, checkpatch, coverage, per_patch, source, suites, symbols,
-                             userspace)
+from pipeline.stages import (apply, boot, build, check, checkpatch, coverage, derive, per_patch, source, suites,
+                             symbols, userspace)
 from pipeline.stages.interface import Outcome, Work
 
 RAN = frozenset({Status.PASS, Status.FAIL})
@@ -60,6 +60,7 @@ GRAPH: tuple[Node, ...] = (
     Node("symbols", symbols.stage, (Need("apply", RAN),), scope="shared", key=lambda w: ""),
     Node("checkpatch", checkpatch.stage, (Need("apply", RAN),), scope="shared",
          key=lambda w: repr(w.spec.checkpatch)),
+    Node("derive", derive.stage, (APPLIED,), reported=False),
     Node("baseline", baseline.stage, (APPLIED,), roles=(Role.BASE,), reported=False),
     Node("checkout", apply.checkout, (APPLIED,), roles=(Role.BASE,), reported=False),
     Node("steps", per_patch.steps, (APPLIED,), roles=(Role.SERIES,), reported=False),

@@ -147,6 +147,7 @@ class Run:
         record = RunRecord(run_id, spec.name, spec.title, [a.name for a in arches],
                            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            provenance={"patches": got.source, "base-git": spec.base.git_url,
+                                       "config derivation": "on" if spec.derive else "off",
                                        **{f"chosen {k}": v for k, v in (got.chosen or {}).items()}})
         return cls(spec, arches, run_dir, record, series.patches, progress)
 
@@ -165,6 +166,8 @@ class Run:
             spec = select.choose(spec, [f.path for f in series.files])[0]
         else:
             spec = config.load_series(record.series)
+        if record.provenance.get("config derivation") == "off":  # as the run was started (--no-derive)
+            spec = dataclasses.replace(spec, derive=False)
         arches = [config.resolve_arch(a) for a in record.arches]
         previous = {(s.stage, s.arch, s.role, s.suite): s for s in record.stages}
         record.stages, record.verdicts, record.interrupted, record.exit_code, record.error = [], [], "", None, ""

@@ -26,6 +26,7 @@ from pipeline.model.results import Case, Status
 from pipeline.stages.interface import Outcome, Work
 
 ERROR_LINE = re.compile(r"(error:|Error \d+|undefined reference|No rule to make target)", re.I)
+DERIVED = "derived-"  # the name of a fragment the derive stage wrote (stages/derive.py)
 FRAGMENT_LINE = re.compile(r"^(?:(CONFIG_\w+)=(.*)|# (CONFIG_\w+) is not set)\s*$")
 
 
@@ -80,7 +81,8 @@ def fragments_for(arch: config.Arch, series: config.SeriesConfig) -> list[Path]:
     from pipeline.stages.suites import fragments as suite_fragments
 
     names = dict.fromkeys((*arch.kernel.fragments, *series.fragments, *suite_fragments(series, arch)))
-    return [config.fragment_path(n) for n in names]
+    paths = [config.fragment_path(n) for n in names]
+    return sorted(paths, key=lambda p: p.name.startswith(DERIVED))  # a derived one last: it adds to the rest
 
 
 def inputs_key(tree: str, arch: config.Arch, series: config.SeriesConfig, image: str) -> str:
@@ -121,7 +123,8 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         name = f"{i:02d}-{frag.name}"
         shutil.copy(frag, frag_dir / name)
         names.append(f"/frag/{name}")
-        wanted.update(parse_config(frag.read_text()))
+        if not frag.name.startswith(DERIVED):  # derived options are best effort: the derive stage checks them
+            wanted.update(parse_config(frag.read_text()))
     tree = ctx.runner.git(src, "rev-parse", "HEAD^{tree}").output.strip()
     key = inputs_key(tree, arch, series, image)
     stamp = cfg_dir / ".kseries-config-key"
@@ -129,24 +132,7 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         ctx.progress.say("build", lane.name, "config unchanged (same tree, fragments and toolchain)")
         return cfg_dir / ".config"
     stamp.unlink(missing_ok=True)
-    script = " && ".join([
-        " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
-        # merge_config.sh writes temporary files into its cwd: run it in /cfg
-        "cd /cfg",
-        "/src/scripts/kconfig/merge_config.sh -m -O /cfg /cfg/.config " + " ".join(names),
-        "cd /src",
-        " ".join(make_argv(arch, "/cfg", "olddefconfig")),
-    ])
-    log = ctx.log(f"{lane.name}/config.log")
-    outcome = ctx.docker.run(
-        Container(image, ["sh", "-c", script], workdir="/src",
-                  mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)]),
-        log=log, timeout=900)
-    if outcome.timed_out or outcome.exit_code != 0:
-        raise InfraError(
-            f"Generating the {arch.name} kernel config failed (exit {outcome.exit_code}); see {log}."
-        )
-    final = parse_config((cfg_dir / ".config").read_text())
+    final = generate(ctx, image, src, arch, frag_dir, names, cfg_dir, ctx.log(f"{lane.name}/config.log"))
     missing = missing_options(wanted, final)
     if missing:
         raise UserError(
@@ -157,6 +143,29 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         )
     stamp.write_text(key)
     return cfg_dir / ".config"
+
+
+def generate(ctx: Context, image: str, src: Path, arch: config.Arch, frag_dir: Path, names: list[str],
+             cfg_dir: Path, log: Path) -> dict[str, str]:
+    """cfg_dir/.config from the arch's base target and the fragments in frag_dir (names: their
+    /frag/ paths, in order), made by the tree's own merge_config.sh and olddefconfig; its values."""
+    script = " && ".join([
+        " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
+        # merge_config.sh writes temporary files into its cwd: run it in /cfg
+        "cd /cfg",
+        "/src/scripts/kconfig/merge_config.sh -m -O /cfg /cfg/.config " + " ".join(names),
+        "cd /src",
+        " ".join(make_argv(arch, "/cfg", "olddefconfig")),
+    ])
+    outcome = ctx.docker.run(
+        Container(image, ["sh", "-c", script], workdir="/src",
+                  mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)]),
+        log=log, timeout=900)
+    if outcome.timed_out or outcome.exit_code != 0:
+        raise InfraError(
+            f"Generating the {arch.name} kernel config failed (exit {outcome.exit_code}); see {log}."
+        )
+    return parse_config((cfg_dir / ".config").read_text())
 
 
 FORK_FAILED = re.compile(r"fork: (retry: )?Resource temporarily unavailable|Cannot fork|vfork: Resource")

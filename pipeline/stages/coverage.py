@@ -118,15 +118,45 @@ def lane(work: Work) -> Outcome:
 
 
 def gate(tree: Path, source: str) -> str:
-    """The Kconfig symbol the source's Makefile builds it under, as 'CONFIG_X (dir/Makefile)'."""
-    path = Path(source)
-    for makefile in ("Makefile", "Kbuild"):
-        mk = tree / path.parent / makefile
-        if mk.is_file():
-            found = re.search(GATE.format(name=re.escape(path.stem)), mk.read_text(errors="replace"), re.M)
-            if found:
-                return f"{found.group(1)} ({path.parent / makefile})"
-    return ""
+    """The Kconfig symbols its Makefiles build the source under: 'CONFIG_X (dir/Makefile), CONFIG_Y'."""
+    from pipeline.stages import kbuild
+
+    symbols = kbuild.gates(tree, source) or []
+    if not symbols:
+        return ""
+    where = next((f"{Path(source).parent}/{n}" for n in ("Kbuild", "Makefile")
+                  if (tree / Path(source).parent / n).is_file()), "")
+    return ", ".join([f"{symbols[0]} ({where})", *symbols[1:]])
+
+
+def unmet(work: Work, tree: Path, source: str, lanes: list[str]) -> str:
+    """Why the lanes' configs leave the source out: per lane, the gating symbols that are off and
+    what each needs (from the derive stage, or read from Kconfig when derivation did not run)."""
+    from pipeline.run.select import arch_dir
+    from pipeline.stages import build, kbuild, kconfig
+    from pipeline.stages.derive import why_not
+
+    symbols = kbuild.gates(tree, source) or []
+    parts = []
+    for arch in (a for a in work.arches if a.name in lanes):
+        built = work.find("build", arch.name, Role.SERIES, "")
+        cfg = Path(built.artifacts.get("out_dir", "/nonexistent")) / ".config" if built else None
+        if cfg is None or not cfg.is_file():
+            continue
+        values = build.parse_config(cfg.read_text())
+        off = [s for s in symbols if values.get(s) != "y"]
+        derived = work.find("derive", arch.name, Role.SERIES, "")
+        known = derived.facts.get("unmet", {}) if derived is not None else {}
+        index = None
+        for sym in off:
+            why = known.get(sym)
+            if why is None:
+                index = index or kconfig.Index(tree, arch_dir(arch))
+                why = why_not(index, sym.removeprefix("CONFIG_"), values)
+            parts.append(f"{arch.name}: {sym} is off ({why})")
+    if parts and any(r.status == Status.SKIP for r in (work.find("derive", a, Role.SERIES, "") for a in lanes) if r):
+        parts.append("config derivation is off")
+    return "; ".join(parts)
 
 
 def summary(work: Work) -> Outcome:
@@ -140,6 +170,10 @@ def summary(work: Work) -> Outcome:
     tree = Path(work.need("apply").artifacts["worktree"])
     dirs = {a.name: a.kernel.image_path.split("/")[1] for a in work.arches if a.name in ran}  # arch/<dir>/
     cases = [_case(f, ran, dirs, tree) for f in files]
+    for case in cases:
+        if case.status == Status.FAIL and not case.test.endswith(".h"):
+            why = unmet(work, tree, case.test, list(ran))
+            case.message += f" - {why}" if why else ""
     bad = [c.test for c in cases if c.status == Status.FAIL]
     status = Status.worst([Status.PASS, *(c.status for c in cases)])
     return Outcome(status, f"not compiled on any lane: {', '.join(bad)}" if bad else
@@ -164,7 +198,7 @@ def _case(path: str, ran: dict, dirs: dict, tree: Path) -> Case:
         return Case("coverage", path, Status.SKIP, 0, f"not covered: {foreign}")
     symbol = gate(tree, path)
     return Case("coverage", path, Status.FAIL, 0, f"not compiled on any lane ({', '.join(ran)}): "
-                + (f"its Makefile builds it under {symbol}, which no lane's config enables" if symbol
+                + (f"its Makefiles build it under {symbol}, which no lane's config enables" if symbol
                    else "no lane's config builds it (no gating symbol found in its Makefile)"))
 
 

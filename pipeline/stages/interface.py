@@ -10,7 +10,7 @@ exception it raises into that stage's ERROR (or MISS, for a bug in kseries).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,7 +43,14 @@ class Work:
 
     @property
     def arch(self) -> config.Arch:
-        return self.lane.arch
+        """The lane's arch, with the config fragment the derive stage wrote for it, once it has."""
+        arch = self.lane.arch
+        derived = self.find("derive", arch.name, self.lane.role, "")
+        fragment = derived.artifacts.get("fragment") if derived is not None else None
+        if not fragment:
+            return arch
+        # a derived fragment is a file in the cache, named by its content (configs name theirs)
+        return replace(arch, kernel=replace(arch.kernel, fragments=(*arch.kernel.fragments, fragment)))
 
     def need(self, stage: str, suite: str = "") -> StageResult:
         """A result of this lane's (or, for shared stages, the series') earlier stage."""

@@ -1,0 +1,168 @@
+"""Stage 'derive': a config fragment that makes the lane's kernel compile the files the series changes.
+
+The lean configs compile little. For each changed .c/.S file this arch can build (never another
+arch's arch/<dir>/ code), the symbols its Makefiles compile it under (kconfig.gates) that the
+lane's config leaves off are enabled in a derived fragment, with what Kconfig says they depend
+on, and the config is generated again until they took (a few rounds at most). The fragment is
+named by its content, kept in the cache and copied into the lane's directory; from then on the
+lane's arch carries it (Work.arch), so the config, the build and base-results keys, the base
+lane and the series lane all use it. Nothing to enable: no fragment, and the lane is as before.
+The result is cached by (tree, arch data, fragments, toolchain image, files): a rerun derives
+in no time. Whether each file was in fact compiled is the coverage stage's to prove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.model.results import Status
+from pipeline.run.select import arch_dir
+from pipeline.stages import build, coverage, kbuild, kconfig
+from pipeline.stages.interface import Outcome, Work
+
+ROUNDS = 5  # config generations at most: each adds the dependencies the one before showed missing
+
+
+def candidates(files: list[str], srcarch: str) -> list[str]:
+    """The changed files this arch's kernel could compile: .c and .S, not another arch's, not tools."""
+    out = []
+    for path in files:
+        if not path.endswith((".c", ".S")) or path.startswith(("tools/", "scripts/", "Documentation/", "samples/")):
+            continue
+        if path.startswith("arch/") and not path.startswith(f"arch/{srcarch}/"):
+            continue
+        out.append(path)
+    return out
+
+
+def stage(work: Work) -> Outcome:
+    arch = work.lane.arch  # as its YAML has it: the derived fragment is this stage's to add
+    if not work.spec.derive:
+        return Outcome(Status.SKIP, "config derivation is off (--no-derive, or 'derive: false' in the series YAML)")
+    srcarch = arch_dir(arch)
+    files = candidates(coverage.changed(work.patches), srcarch)
+    if not files:
+        return Outcome(Status.PASS, f"nothing to derive: the series changes no .c/.S file {arch.name} could compile")
+    tree = Path(work.need("apply").artifacts["worktree"])
+    image = work.image(arch.toolchain)
+    tip = work.ctx.runner.git(tree, "rev-parse", "HEAD^{tree}").output.strip()
+    key = hashlib.sha256(repr((build.inputs_key(tip, arch, work.spec, image), files)).encode()).hexdigest()[:20]
+    store = work.ctx.cache / "derived"
+    record = store / f"{key}.json"
+    try:
+        found = json.loads(record.read_text())
+        reused = " (reused: same tree, config and files)"
+    except (OSError, ValueError):
+        found, reused = derive(work, tree, arch, image, files, srcarch), ""
+        store.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(found, indent=1))
+        tmp.replace(record)
+    return outcome(work, found, store, reused)
+
+
+def outcome(work: Work, found: dict, store: Path, reused: str) -> Outcome:
+    facts = {k: found[k] for k in ("gates", "enabled", "unmet", "rounds")}
+    if not found["enabled"]:
+        message = ("the lane's config already compiles every changed file it can"
+                   if not found["unmet"] else "nothing could be enabled: " + _unmet(found["unmet"]))
+        return Outcome(Status.PASS, message + reused, facts=facts)
+    text = found["fragment"]
+    name = f"{build.DERIVED}{work.lane.arch.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.config"
+    path = store / name
+    if not path.is_file():
+        path.write_text(text)
+    work.lane.dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, work.lane.dir / "derived.config")
+    work.provenance[f"derived config {work.lane.arch.name}"] = \
+        f"{name}: {' '.join(s + '=y' for s in found['enabled'])}"
+    message = f"enabled {', '.join(found['enabled'])} ({len(found['gates'])} for the changed files)"
+    if found["unmet"]:
+        message += "; could not enable " + _unmet(found["unmet"])
+    return Outcome(Status.PASS, message + reused, facts=facts, artifacts={"fragment": str(path)})
+
+
+def _unmet(unmet: dict) -> str:
+    return "; ".join(f"{sym} ({why})" for sym, why in unmet.items())
+
+
+def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: str) -> dict:
+    """Generate the config, enable what is missing, again, until it took or nothing more can be done."""
+    gates: dict[str, list[str]] = {}
+    for path in files:
+        found = kbuild.gates(tree, path)
+        if found:
+            gates[path] = [s.removeprefix("CONFIG_") for s in found]
+    wanted = list(dict.fromkeys(s for syms in gates.values() for s in syms))
+    result = {"gates": gates, "enabled": [], "unmet": {}, "rounds": 0, "fragment": ""}
+    if not wanted:
+        return result
+    index = kconfig.Index(tree, srcarch)
+    asked: list[str] = []
+    scratch = Path(tempfile.mkdtemp(prefix=f"derive-{arch.name}-", dir=work.ctx.cache))
+    try:
+        values = _generate(work, tree, arch, image, scratch, asked, 0)
+        for rnd in range(1, ROUNDS + 1):
+            missing = [s for s in wanted if values.get("CONFIG_" + s) != "y"]
+            if not missing:
+                break
+            more: list[str] = []
+            for name in missing:
+                if name not in asked:
+                    more.append(name)
+                deps, _ = kconfig.needs(index, name, values)
+                more += [d for d in sorted(deps) if d not in asked and index.defined(d)]
+            more = list(dict.fromkeys(more))
+            if not more:
+                break
+            asked += more
+            wanted += [m for m in more if m not in wanted]
+            values = _generate(work, tree, arch, image, scratch, asked, rnd)
+            result["rounds"] = rnd
+        result["enabled"] = [s for s in asked if values.get("CONFIG_" + s) == "y"]
+        for name in dict.fromkeys(s for syms in gates.values() for s in syms):
+            if values.get("CONFIG_" + name) != "y":
+                result["unmet"]["CONFIG_" + name] = why_not(index, name, values)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["enabled"] = ["CONFIG_" + s for s in result["enabled"]]
+    if result["enabled"]:
+        lines = [f"# derived by kseries: what {arch.name} needs to compile the series' changed files"]
+        lines += [f"# {path}: {', '.join('CONFIG_' + s for s in syms)}" for path, syms in gates.items()]
+        lines += [f"{s}=y" for s in result["enabled"]]
+        result["fragment"] = "\n".join(lines) + "\n"
+    return result
+
+
+def why_not(index: kconfig.Index, name: str, values: dict[str, str]) -> str:
+    """Why a symbol is not set: its own blockers, or the dependencies that are off, and theirs."""
+    deps, why = kconfig.needs(index, name, values)
+    if why:
+        return "; ".join(why)
+    if not deps:
+        return "did not take"
+    parts = []
+    for dep in sorted(deps):
+        inner = kconfig.needs(index, dep, values)[1]
+        parts.append(f"CONFIG_{dep}" + (f" ({'; '.join(inner)})" if inner else ""))
+    return "needs " + ", ".join(parts)
+
+
+def _generate(work: Work, tree: Path, arch, image: str, scratch: Path, asked: list[str], rnd: int) -> dict:
+    frag_dir, cfg_dir = scratch / f"frag{rnd}", scratch / f"cfg{rnd}"
+    frag_dir.mkdir()
+    cfg_dir.mkdir()
+    names = []
+    for i, frag in enumerate(build.fragments_for(arch, work.spec)):
+        shutil.copy(frag, frag_dir / f"{i:02d}-{frag.name}")
+        names.append(f"/frag/{i:02d}-{frag.name}")
+    if asked:
+        (frag_dir / "99-derived.config").write_text("".join(f"CONFIG_{s}=y\n" for s in asked))
+        names.append("/frag/99-derived.config")
+    work.ctx.progress.say("derive", work.lane.name, f"config round {rnd}: {len(asked)} option(s) asked for")
+    return build.generate(work.ctx, image, tree, arch, frag_dir, names, cfg_dir,
+                          work.ctx.log(f"{work.lane.name}/derive.log"))

@@ -1,0 +1,67 @@
+"""Kbuild Makefiles, read on the host: which CONFIG_ symbols a source file is compiled under.
+
+gates(): from the file's own Makefile up through the directories above it, the symbols of the
+lines that lead to its object (`obj-$(CONFIG_X) += foo.o`, a composite `foo-$(CONFIG_Z) += bar.o`
+with `obj-$(CONFIG_Y) += foo.o`, `obj-$(CONFIG_W) += dir/` in the directory above).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ASSIGN = re.compile(r"^\s*([A-Za-z0-9_]+)-(\S+?)\s*[+:?]?=\s*(.*)$")
+CONTAINERS = ("obj", "lib", "core", "drivers", "libs", "net", "virt")
+
+
+def _assignments(directory: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(prefix, CONFIG_ symbols of its suffix, words) of every `prefix-suffix += words` line of the
+    directory's Kbuild and Makefile, continuation lines joined, comments dropped."""
+    out = []
+    for name in ("Kbuild", "Makefile"):
+        path = directory / name
+        if not path.is_file():
+            continue
+        text = re.sub(r"\\\n", " ", path.read_text(errors="replace"))
+        for line in text.splitlines():
+            m = ASSIGN.match(line.split("#", 1)[0])
+            if m:
+                out.append((m.group(1), re.findall(r"CONFIG_\w+", m.group(2)), m.group(3).split()))
+    return out
+
+
+def _object(directory: Path, word: str, depth: int = 0) -> list[str] | None:
+    """The symbols that lead to word (an object or a subdirectory/) in this directory's Makefile,
+    through composite objects; None when no line names it."""
+    if depth > 4:
+        return None
+    for prefix, symbols, words in _assignments(directory):
+        if word not in words:
+            continue
+        if prefix in CONTAINERS:
+            return symbols
+        # a part of the composite object prefix.o, or of a list used as $(prefix-y)
+        outer = _object(directory, prefix + ".o", depth + 1)
+        if outer is None:
+            outer = _object(directory, f"$({prefix}-y)", depth + 1)
+        if outer is not None:
+            return symbols + outer
+    return None
+
+
+def gates(tree: Path, source: str) -> list[str] | None:
+    """The CONFIG_ symbols a source file is compiled under, its own directory's first, then those
+    of the directories above it; None when its Makefile names no such object (built some other way)."""
+    path = Path(source)
+    found = _object(tree / path.parent, path.stem + ".o")
+    if found is None:
+        return None
+    symbols = list(found)
+    directory = path.parent
+    while directory.parent != directory and str(directory.parent) != ".":
+        above = _object(tree / directory.parent, directory.name + "/")
+        if above is None:
+            break
+        symbols += above
+        directory = directory.parent
+    return list(dict.fromkeys(symbols))
