@@ -159,3 +159,21 @@ def test_a_derived_fragment_counts_by_name_not_by_its_path(tmp_path):
     with_two = replace(arch, kernel=replace(arch.kernel, fragments=(*arch.kernel.fragments, str(two))))
     assert config.identity(with_one) == config.identity(with_two) != config.identity(arch)
     assert build.fragments_for(with_one, config.adhoc_series("t", "t", "abc"))[-1] == one
+
+
+def test_a_lane_s_arch_carries_its_derived_fragment_once_derived(tmp_path):
+    from pipeline.model.lane import Lane, Role
+    from pipeline.model.results import StageResult, Status
+    from pipeline.stages.interface import Work
+
+    arch = config.resolve_arch("x86_64")
+    fragment = tmp_path / "derived-x86_64-0123456789ab.config"
+    fragment.write_text("CONFIG_NET=y\n")
+    results: dict = {}
+    work = Work(None, config.adhoc_series("t", "t", "abc"), [], Lane(arch, Role.BASE, tmp_path),
+                lambda *k: results.get(k))
+    assert work.arch == arch  # not derived yet
+    results[("derive", "x86_64", Role.BASE, "")] = StageResult("derive", "x86_64", Role.BASE, Status.PASS, 0,
+                                                              artifacts={"fragment": str(fragment)})
+    assert work.arch.kernel.fragments[-1] == str(fragment)
+    assert build.fragments_for(work.arch, work.spec)[-1] == fragment

@@ -400,3 +400,57 @@ def test_config_derivation_compiles_a_file_the_lean_config_leaves_out(ci_runs, t
     build = next(s for s in record["stages"] if s["stage"] == "build")
     assert build["facts"]["kbuild_steps"] < 200, build  # what the two symbols reach, not a full rebuild
     assert "test_hexdump: all" in (run_dir / "x86_64" / "console.log").read_text()  # built in, it ran at boot
+
+
+def arena_series(repo: Path, commit: str) -> list[str]:
+    """Three real patches to kernel/bpf/arena.c: 1/3 prints a WARNING whenever an arena is made
+    (a new splat), 2/3 makes every allocation of two pages or more fail (verifier_arena's
+    multi-page subtests regress), 3/3 only adds a comment."""
+    import difflib
+
+    path = "kernel/bpf/arena.c"
+    v0 = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                        check=True).stdout
+    head = "static struct bpf_map *arena_map_alloc(union bpf_attr *attr)\n{\n"
+    v1 = v0.replace(head + "\tstruct vm_struct *kern_vm;\n",
+                    head + "\tstruct vm_struct *kern_vm;\n\n\tWARN_ONCE(1, \"kseries test: a splat from patch 1\\n\");\n", 1)
+    v2 = v1.replace("\tif (page_cnt > page_cnt_max)\n\t\treturn 0;\n",
+                    "\tif (page_cnt > page_cnt_max || page_cnt > 1)\n\t\treturn 0;\n", 1)
+    v3 = v2.replace(head, "/* an arena map: its pages are allocated on demand */\n" + head, 1)
+    assert v0 != v1 != v2 != v3
+    subjects = ["bpf: arena: warn when an arena is made", "bpf: arena: allocate one page at a time",
+                "bpf: arena: document arena_map_alloc"]
+    mails = []
+    for i, (old, new) in enumerate(((v0, v1), (v1, v2), (v2, v3)), 1):
+        diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                            f"a/{path}", f"b/{path}"))
+        mails.append(f"From: Test <t@example.org>\nSubject: [PATCH {i}/3] {subjects[i - 1]}\n\n"
+                     f"A test patch.\n\nSigned-off-by: Test <t@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
+    return mails
+
+
+def test_a_regression_and_a_splat_are_bisected_to_their_patches(ci_runs, tmp_path):
+    """The tip of a real 3-patch series shows a new splat and regressed verifier_arena subtests; the
+    kernels of patches 1/3 and 2/3 are booted (narrowed to what regressed, here every suite since
+    a splat may come from any test) and the verdict names patch 2/3 for every regressed test and
+    patch 1/3 for the splat. The base's results come from the cache (the seed's)."""
+    base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
+                              config.load_series("page_mapped"))
+    proc, results = run_test_series(tmp_path, "arena_bisect", arena_series(base.repo, base.commit))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    assert "reusing the base results cached under" in proc.stdout
+    run_dir = (results / "latest").resolve()
+    record = json.loads((run_dir / "results.json").read_text())
+    blamed = [v for v in record["verdicts"] if v["kind"] in ("regression", "gone")]
+    assert blamed, record["verdicts"]
+    assert {v["introduced"] for v in blamed} == {"patch 2/3 'bpf: arena: allocate one page at a time'"}
+    assert all(v["test"].startswith("verifier_arena") for v in blamed), blamed
+    stage = next(s for s in record["stages"] if s["stage"] == "bisect")
+    assert stage["status"] == "PASS" and stage["facts"]["boots"] == 2, stage
+    splats = [k for k, v in stage["facts"]["introduced"].items() if k.startswith("console\t") and v == 1]
+    assert len(splats) >= 1 and any("WARNING" in s or "kseries test" in s for s in splats), stage
+    summary = (run_dir / "summary.txt").read_text()
+    assert f"introduced by patch 2/3 'bpf: arena: allocate one page at a time': {len(blamed)} regression(s)" in summary
+    assert "SPLAT x86_64: introduced by patch 1/3 'bpf: arena: warn when an arena is made'" in summary
+    assert "VERDICT: the series is blamed" in summary and "introduced by patch 2/3" in record["verdict"]
+    assert (run_dir / "x86_64" / "bisect-x86_64" / "console-patch1.log").is_file()

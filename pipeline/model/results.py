@@ -132,6 +132,8 @@ class Verdict:
     series: str
     kind: Kind
     excerpt: str = ""
+    patch: int = 0  # the patch that introduced a regression (stages/bisect.py); 0: not known
+    introduced: str = ""  # "patch 2/3 'subject'"
 
     @property
     def blamed(self) -> bool:

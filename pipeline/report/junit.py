@@ -26,6 +26,7 @@ def clean(text: str) -> str:
 def write(record: RunRecord, path: Path) -> None:
     xml = JUnitXml(name=f"kseries {record.series}")
     suites: dict[str, TestSuite] = {}
+    introduced = {(v.arch, v.suite, v.test): v.introduced for v in record.verdicts if v.blamed and v.introduced}
     for stage in record.stages:
         for case in stage.cases:
             key = case.role.tag(case.group) + (f".{case.arch}" if case.arch else "")
@@ -37,8 +38,9 @@ def write(record: RunRecord, path: Path) -> None:
                              *record.provenance.items()]:
                     suite.add_property(f"kseries.{k}", clean(str(v)))
             tc = TestCase(clean(case.name), classname=f"kseries.{record.series}.{key}", time=round(case.seconds, 3))
+            by = introduced.get((case.arch, case.suite, case.test)) if case.role.value == "series" else None
             if case.status == Status.FAIL:
-                result = Failure(clean(case.message), type_="FAIL")
+                result = Failure(clean(case.message + (f" [introduced by {by}]" if by else "")), type_="FAIL")
                 result.text = clean(case.detail)
                 tc.result = [result]
             elif case.status.broken:

@@ -73,6 +73,7 @@ def export(record: RunRecord, run_dir: Path) -> dict:
         return f"{ORIGIN}:{run}:{lane}:{arch or 'static'}"
 
     seen: set[str] = set()
+    introduced = {(v.arch, v.suite, v.test): v for v in record.verdicts if v.blamed and v.introduced}
     for stage in record.stages:
         lane = stage.role.value
         if stage.stage == "build":
@@ -98,6 +99,10 @@ def export(record: RunRecord, run_dir: Path) -> dict:
                 test["log_excerpt"] = excerpt[:16384]
             if case.flaky:
                 test["misc"] = {"flaky": True}
+            by = introduced.get((case.arch, case.suite, case.test)) if case.role.value == "series" else None
+            if by is not None:
+                test["misc"] = {**test.get("misc", {}), "introduced_by_patch": by.patch,
+                                "introduced_by": by.introduced}
             tests.append(test)
     return {"version": VERSION, "checkouts": checkouts, "builds": builds, "tests": tests}
 

@@ -64,15 +64,43 @@ def details(record: RunRecord) -> list[str]:
     broken = [c for c in record.cases if c.status.broken]
     lines = []
     if record.exit_code == EXIT_BLAMED:
-        for v in record.verdicts:
-            if v.blamed:
-                first = (v.excerpt.splitlines() or [""])[0][:200]
-                lines.append(f"  REGRESSION {v.arch}: [{v.suite}] {v.test}: base {v.base} -> series {v.series}: {first}")
+        lines += regressions_by_patch(record)
         lines += [_line(c) for c in own_failures(record)]
+        lines += splats_by_patch(record)
         if broken:
             lines.append("  (also infrastructure errors, not blamed on the series:)")
     if record.exit_code in (EXIT_BLAMED, EXIT_INFRA):
         lines += [_line(c) for c in broken if c.message != record.error or record.exit_code == EXIT_BLAMED]
+    return lines
+
+
+def regressions_by_patch(record: RunRecord) -> list[str]:
+    """The blamed tests, grouped under the patch that introduced them (when bisected)."""
+    blamed = sorted((v for v in record.verdicts if v.blamed), key=lambda v: v.patch or 1 << 30)
+    lines, heading = [], None
+    for v in blamed:
+        if v.introduced != heading:
+            heading = v.introduced
+            count = sum(1 for w in blamed if w.introduced == heading)
+            lines.append(f"  introduced by {heading}: {count} regression(s)" if heading else
+                         f"  not bisected: {count} regression(s)")
+        first = (v.excerpt.splitlines() or [""])[0][:200]
+        lines.append(f"    REGRESSION {v.arch}: [{v.suite}] {v.test}: base {v.base} -> series {v.series}: {first}")
+    return lines
+
+
+def splats_by_patch(record: RunRecord) -> list[str]:
+    """The new splats a bisection placed: which patch's kernel printed each first."""
+    lines = []
+    for s in record.stages:
+        if s.stage != "bisect" or s.status != Status.PASS:
+            continue
+        total, subjects = s.facts.get("total", 0), s.facts.get("subjects", {})
+        for item, k in s.facts.get("introduced", {}).items():
+            suite, _, what = item.partition("\t")
+            if suite == "console":
+                lines.append(f"  SPLAT {s.arch}: introduced by patch {k}/{total} '{subjects.get(str(k), '')}': "
+                             f"{what[:160]}")
     return lines
 
 

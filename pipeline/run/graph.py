@@ -20,8 +20,8 @@ from typing import Callable
 from pipeline.model.lane import Role
 from pipeline.model.results import Status
 from pipeline.run import baseline
-from pipeline.stages import (apply, boot, build, check, checkpatch, coverage, derive, per_patch, source, suites,
-                             symbols, userspace)
+from pipeline.stages import (apply, bisect, boot, build, check, checkpatch, coverage, derive, per_patch, source,
+                             suites, symbols, userspace)
 from pipeline.stages.interface import Outcome, Work
 
 RAN = frozenset({Status.PASS, Status.FAIL})
@@ -82,6 +82,9 @@ GRAPH: tuple[Node, ...] = (
          reported=False, key=lambda w: ""),
     Node("suite", suites.stage, (Need("boot", RAN, why="the {arch} kernel did not run (boot {status})"),
                                  Need("boot-retry", DONE)), scope="suite", guest=True, key=suites.key),
+    Node("bisect", bisect.stage, (Need("boot", RAN, why="the {arch} kernel did not run (boot {status})"),
+                                  Need("check", DONE), Need("boot-retry", DONE)),
+         roles=(Role.SERIES,), guest=True, reported=False, key=lambda w: ""),
     Node("coverage", coverage.summary, (APPLIED,), scope="final"),
 )
 

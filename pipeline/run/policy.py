@@ -21,6 +21,26 @@ def own_failures(record: RunRecord) -> list[Case]:
             and not c.since]
 
 
+def blame(own: list[Case], regressions: list) -> str:
+    """The headline: the first failure of the series' own (earliest patch first: what broke the
+    build where), and the regressions against the base with the patches that introduced them."""
+    parts = []
+    if own:
+        first = min(own, key=lambda c: (c.patch or 1 << 30, c.stage != "per-patch"))
+        where = f"{first.arch}: " if first.arch and first.arch not in first.message else ""
+        parts.append(where + first.message.splitlines()[0][:300]
+                     + (f" (+{len(own) - 1} more failure(s) of its own)" if len(own) > 1 else ""))
+    if regressions:
+        by: dict[str, int] = {}
+        for v in regressions:
+            by[v.introduced or "not bisected"] = by.get(v.introduced or "not bisected", 0) + 1
+        parts.append(f"{len(regressions)} regression(s) against the base"
+                     + (" (" + "; ".join(f"{n} introduced by {k}" if k != "not bisected" else f"{n} not bisected"
+                                         for k, n in by.items()) + ")" if any(v.introduced for v in regressions)
+                        else ""))
+    return "; ".join(parts)
+
+
 def decide(record: RunRecord) -> None:
     """Set record.exit_code, record.error and record.verdict."""
     inputs = [s for s in record.stages if s.fault == "input"]
@@ -36,10 +56,7 @@ def decide(record: RunRecord) -> None:
     elif inputs:
         code, text = EXIT_USER, f"input error - {record.error}"
     elif own_failures(record) or regressions:
-        own = own_failures(record)
-        code = EXIT_BLAMED
-        text = (f"the series is blamed: {len(regressions)} regression(s) against the base"
-                + (f", {len(own)} failure(s) of its own build/boot/check" if own else ""))
+        code, text = EXIT_BLAMED, "the series is blamed: " + blame(own_failures(record), regressions)
     elif broken:
         harness = any(s.status == Status.MISS for s in broken)
         code = EXIT_INFRA

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pipeline.model.lane import Role
 from pipeline.model.results import Case, Kind, RunRecord, Status, Verdict
 
@@ -63,4 +65,23 @@ def judge(record: RunRecord, spec, arches: list) -> None:
     hung = {(s.arch, s.suite, s.role) for s in record.stages if s.stage == "suite" and s.facts.get("hung")}
     unrun = {(s.arch, s.suite): s.message for s in record.stages
              if s.stage == "suite" and s.role is Role.SERIES and s.blocked}
-    record.verdicts = compare(record.cases, running, hung, unrun)
+    record.verdicts = [attribute(v, record) for v in compare(record.cases, running, hung, unrun)]
+
+
+def attribute(v: Verdict, record: RunRecord) -> Verdict:
+    """A regression with the patch the series lane's bisection found it first in."""
+    if not v.blamed:
+        return v
+    found = record.find("bisect", v.arch, Role.SERIES)
+    if found is None or found.status != Status.PASS:
+        return v
+    k = found.facts.get("introduced", {}).get(f"{v.suite}\t{v.test}")
+    if not k:
+        return v
+    subject = found.facts.get("subjects", {}).get(str(k), "")
+    total = found.facts.get("total", k)
+    text = f"patch {k}/{total} '{subject}'"
+    earliest = found.facts.get("earliest", {}).get(f"{v.suite}\t{v.test}")
+    if earliest:  # the states before k did not build: the bisection cannot tell them apart
+        text += f" (or patch {earliest}/{total}..{k - 1}/{total} before it, which could not be booted)"
+    return dataclasses.replace(v, patch=k, introduced=text)

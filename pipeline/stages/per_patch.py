@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Step:
     warnings: list[str] = field(default_factory=list)  # the full set after this step
     reused: bool = False
     skipped: bool = False  # not built: the patch changes nothing this arch compiles
+    kernel: str = ""  # the state's kernel image, kept in the step cache (for bisecting test regressions)
 
 
 def step_key(ctx: Context, repo: Path, commit: str, arch: config.Arch, spec: config.SeriesConfig, image: str) -> str:
@@ -60,7 +62,19 @@ def _unaffected(patch, arch: config.Arch, inputs: set[str] | None, before: list[
     return Step(patch.index, patch.total, patch.subject, status, 0.0,
                 f"not built: nothing {arch.name} compiles changed ({', '.join(paths[:3])}); it builds {what}",
                 prev.detail if prev is not None else "", list(prev.warnings) if prev is not None else [],
-                reused=False, skipped=True)
+                reused=False, skipped=True, kernel=prev.kernel if prev is not None else "")
+
+
+def keep_kernel(built, arch: config.Arch, record: Path) -> str:
+    """A built step's kernel image, kept beside its record: a test regression at the tip is
+    bisected by booting it (stages/bisect.py)."""
+    image = built.out_dir / arch.kernel.image_path if built.ok and built.out_dir else None
+    if image is None or not image.is_file():
+        return ""
+    kept = record.with_suffix("." + image.name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(image, kept)
+    return str(kept)
 
 
 def _record(path: Path) -> dict | None:
@@ -99,6 +113,8 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
                     data.update(index=int(index), total=int(total))
                 # the record holds what the tree decided; which patch of which series it is, this run says
                 data.update(index=patch.index, total=patch.total, subject=patch.subject)
+                if not Path(data.get("kernel") or "/nonexistent").is_file():
+                    data["kernel"] = ""  # not kept (an older record, or removed): a bisection rebuilds it
                 steps.append(Step(**{**data, "status": Status(data["status"]), "reused": True}))
                 continue
             ctx.progress.say("steps", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
@@ -108,7 +124,7 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
             moved = True
             b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}", base=base)
             step = Step(patch.index, patch.total, patch.subject, b.case.status, round(b.case.seconds, 1), b.case.message,
-                        b.case.detail, b.facts.get("warnings", []))
+                        b.case.detail, b.facts.get("warnings", []), kernel=keep_kernel(b, arch, cached))
             if b.case.status in (Status.PASS, Status.FAIL):  # an infrastructure error is not remembered
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cached.with_suffix(".tmp")  # whole or not at all
