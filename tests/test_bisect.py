@@ -127,3 +127,17 @@ def test_junit_and_kcidb_carry_the_patch(tmp_path):
     series = [t for t in tests if t["status"] == "FAIL"]
     assert series[0]["misc"] == {"introduced_by_patch": 2, "introduced_by": "patch 2/3 'mm: two'"}
     assert all("misc" not in t for t in tests if t["status"] == "PASS")
+
+
+def test_a_placed_splat_is_named_in_the_headline():
+    from pipeline.model.results import Case
+
+    record = RunRecord("r", "s", "t", ["x86_64"], started="now")
+    record.stages.append(StageResult("check", "x86_64", Role.SERIES, Status.FAIL, 0, cases=[
+        Case("check", "console free of splats", Status.FAIL, 0, "1 kernel splat line(s), first: WARNING: x",
+             arch="x86_64")]))
+    record.stages.append(StageResult("bisect", "x86_64", Role.SERIES, Status.PASS, 1.0, facts={
+        "introduced": {"console\tWARNING: x": 1}, "total": 3, "subjects": {"1": "mm: one"}}))
+    policy.decide(record)
+    assert record.verdict == ("the series is blamed: x86_64: 1 kernel splat line(s), first: WARNING: x "
+                              "[introduced by patch 1/3 'mm: one']")

@@ -21,14 +21,27 @@ def own_failures(record: RunRecord) -> list[Case]:
             and not c.since]
 
 
-def blame(own: list[Case], regressions: list) -> str:
+def placed_splats(record: RunRecord) -> dict[str, str]:
+    """arch -> the patch a bisection placed the first new splat of that arch's tip at."""
+    out = {}
+    for s in record.stages:
+        if s.stage == "bisect" and s.status == Status.PASS:
+            found = sorted(k for item, k in s.facts.get("introduced", {}).items() if item.startswith("console\t"))
+            if found:
+                k = found[0]
+                out[s.arch] = f"patch {k}/{s.facts.get('total', k)} '{s.facts.get('subjects', {}).get(str(k), '')}'"
+    return out
+
+
+def blame(own: list[Case], regressions: list, placed: dict[str, str] | None = None) -> str:
     """The headline: the first failure of the series' own (earliest patch first: what broke the
     build where), and the regressions against the base with the patches that introduced them."""
     parts = []
     if own:
         first = min(own, key=lambda c: (c.patch or 1 << 30, c.stage != "per-patch"))
         where = f"{first.arch}: " if first.arch and first.arch not in first.message else ""
-        parts.append(where + first.message.splitlines()[0][:300]
+        by = (placed or {}).get(first.arch) if first.stage == "check" else None
+        parts.append(where + first.message.splitlines()[0][:300] + (f" [introduced by {by}]" if by else "")
                      + (f" (+{len(own) - 1} more failure(s) of its own)" if len(own) > 1 else ""))
     if regressions:
         by: dict[str, int] = {}
@@ -56,7 +69,8 @@ def decide(record: RunRecord) -> None:
     elif inputs:
         code, text = EXIT_USER, f"input error - {record.error}"
     elif own_failures(record) or regressions:
-        code, text = EXIT_BLAMED, "the series is blamed: " + blame(own_failures(record), regressions)
+        code, text = EXIT_BLAMED, "the series is blamed: " + blame(own_failures(record), regressions,
+                                                             placed_splats(record))
     elif broken:
         harness = any(s.status == Status.MISS for s in broken)
         code = EXIT_INFRA

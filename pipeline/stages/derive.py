@@ -80,7 +80,11 @@ def outcome(work: Work, found: dict, store: Path, reused: str) -> Outcome:
     shutil.copyfile(path, work.lane.dir / "derived.config")
     work.provenance[f"derived config {work.lane.arch.name}"] = \
         f"{name}: {' '.join(s + '=y' for s in found['enabled'])}"
-    message = f"enabled {', '.join(found['enabled'])} ({len(found['gates'])} for the changed files)"
+    gates = list(dict.fromkeys("CONFIG_" + g for syms in found["gates"].values() for g in syms))
+    direct = [s for s in found["enabled"] if s in gates]
+    deps = [s for s in found["enabled"] if s not in gates]
+    message = f"enabled {', '.join(direct) or 'nothing the files name'} for " \
+              f"{', '.join(found['gates'])}" + (f", and {len(deps)} it needs: {', '.join(deps)}" if deps else "")
     if found["unmet"]:
         message += "; could not enable " + _unmet(found["unmet"])
     return Outcome(Status.PASS, message + reused, facts=facts, artifacts={"fragment": str(path)})
