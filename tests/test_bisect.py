@@ -102,10 +102,11 @@ def test_the_headline_names_the_patch_and_arch_that_broke_the_build():
 
     own = [Case("per-patch", "build", Status.FAIL, 1, "patch 1/3 breaks the build on sh4: make exited 2: "
                 "arch/sh/mm/cache-sh4.c:251:9: error: implicit declaration", arch="sh4", patch=1, patches=3),
-           Case("build", "zImage", Status.FAIL, 1, "make exited 2: arch/sh/mm/cache-sh4.c:251:9: error", arch="sh4")]
+           Case("build", "zImage", Status.FAIL, 1, "make exited 2: arch/sh/mm/cache-sh4.c:251:9: error", arch="sh4"),
+           Case("checkpatch", "patch 1/3: x", Status.FAIL, 1, "1 error: ERROR:MISSING_SIGN_OFF", patch=1, patches=3)]
     text = policy.blame(own, [])
     assert text.startswith("patch 1/3 breaks the build on sh4: make exited 2: arch/sh/mm/cache-sh4.c:251:9: error")
-    assert text.endswith("(+1 more failure(s) of its own)")
+    assert text.endswith("(+2 more failure(s) of its own)")  # a broken build heads the verdict, not checkpatch
 
 
 def test_junit_and_kcidb_carry_the_patch(tmp_path):

@@ -92,3 +92,14 @@ def test_invoke_report_email_writes_the_mail(tmp_path, run_invoke):
     assert "In-Reply-To: <cover@example.org>" in proc.stdout
     saved = email.message_from_bytes((run_dir / "reply.eml").read_bytes(), policy=email.policy.default)
     assert saved["Subject"] == "Re: [PATCH 0/1] mm: x"
+
+
+def test_regressions_are_grouped_under_the_patch_that_introduced_them(tmp_path):
+    import dataclasses
+
+    record, run_dir = run_with_thread(tmp_path)
+    record.verdicts = [dataclasses.replace(v, patch=1, introduced="patch 1/1 'mm: x'") if v.blamed else v
+                       for v in record.verdicts]
+    text = reply.compose(record, run_dir).get_content()
+    assert "  introduced by patch 1/1 'mm: x' (1):\n    x86_64 nolibc syscall.mmap_bad: base PASS -> series FAIL" \
+        in text

@@ -111,23 +111,37 @@ def matrix(record: RunRecord, patches: list[tuple[int, int]]) -> list[str]:
     return [r.rstrip() for r in rows]
 
 
+SHOWN = 8  # regressions listed per patch; summary.txt has them all
+
+
 def findings(record: RunRecord) -> list[str]:
-    from pipeline.run.policy import own_failures
+    from pipeline.run.policy import own_failures, placed_splats
 
     lines = []
-    blamed = [v for v in record.verdicts if v.blamed]
+    blamed = sorted((v for v in record.verdicts if v.blamed), key=lambda v: v.patch or 1 << 30)
     if blamed:
         lines.append(f"Regressions against the base ({len(blamed)}):")
+        groups: dict[str, list] = {}
         for v in blamed:
-            lines += _wrap(f"{v.arch} {v.suite} {v.test}: base {v.base} -> series {v.series}", "  ")
-            lines += [f"    > {x[:WIDTH - 6]}" for x in v.excerpt.splitlines()[:4] if x.strip()]
+            groups.setdefault(v.introduced, []).append(v)
+        for introduced, group in groups.items():
+            if introduced or len(groups) > 1:
+                lines += _wrap(f"introduced by {introduced} ({len(group)}):" if introduced else
+                               f"not bisected ({len(group)}):", "  ")
+            for v in group[:SHOWN]:
+                lines += _wrap(f"{v.arch} {v.suite} {v.test}: base {v.base} -> series {v.series}", "    ")
+                lines += [f"      > {x[:WIDTH - 8]}" for x in v.excerpt.splitlines()[:3] if x.strip()]
+            if len(group) > SHOWN:
+                lines.append(f"    ... and {len(group) - SHOWN} more (summary.txt lists every one)")
     elif record.verdicts:
         lines.append(f"No regressions against the base ({len(record.verdicts)} tests compared).")
     own = own_failures(record)
+    placed = placed_splats(record)
     if own:
         lines += ["", "Failures of the series' own build, boot and checks:"]
         for c in own:
-            lines += _wrap(f"{c.arch or 'all'} {c.name}: {c.message}", "  ")
+            by = f" [introduced by {placed[c.arch]}]" if c.stage == "check" and c.arch in placed else ""
+            lines += _wrap(f"{c.arch or 'all'} {c.name}: {c.message}{by}", "  ")
             lines += [f"    > {x[:WIDTH - 6]}" for x in c.detail.splitlines()[:4] if x.strip()]
     broken = [c for c in record.cases if c.status.broken]
     if broken:

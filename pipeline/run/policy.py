@@ -21,6 +21,10 @@ def own_failures(record: RunRecord) -> list[Case]:
             and not c.since]
 
 
+# which failure of its own heads the verdict: what stops the series first, then the patch it shows at
+HEADLINE = ("apply", "per-patch", "build", "boot", "check", "userspace", "coverage", "symbols", "checkpatch")
+
+
 def placed_splats(record: RunRecord) -> dict[str, str]:
     """arch -> the patch a bisection placed the first new splat of that arch's tip at."""
     out = {}
@@ -38,7 +42,8 @@ def blame(own: list[Case], regressions: list, placed: dict[str, str] | None = No
     build where), and the regressions against the base with the patches that introduced them."""
     parts = []
     if own:
-        first = min(own, key=lambda c: (c.patch or 1 << 30, c.stage != "per-patch"))
+        first = min(own, key=lambda c: (HEADLINE.index(c.stage) if c.stage in HEADLINE else len(HEADLINE),
+                                        c.patch or 1 << 30))
         where = f"{first.arch}: " if first.arch and first.arch not in first.message else ""
         by = (placed or {}).get(first.arch) if first.stage == "check" else None
         parts.append(where + first.message.splitlines()[0][:300] + (f" [introduced by {by}]" if by else "")

@@ -117,12 +117,9 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
     frag_dir = lane / "fragments"
     shutil.rmtree(frag_dir, ignore_errors=True)
     frag_dir.mkdir(parents=True)
-    wanted: dict[str, str] = {}
-    names = []
-    for i, frag in enumerate(fragments_for(arch, series)):
-        name = f"{i:02d}-{frag.name}"
-        shutil.copy(frag, frag_dir / name)
-        names.append(f"/frag/{name}")
+    frags = fragments_for(arch, series)
+    names, wanted = stage_fragments(frags, frag_dir), {}
+    for frag in frags:
         if not frag.name.startswith(DERIVED):  # derived options are best effort: the derive stage checks them
             wanted.update(parse_config(frag.read_text()))
     tree = ctx.runner.git(src, "rev-parse", "HEAD^{tree}").output.strip()
@@ -145,10 +142,16 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
     return cfg_dir / ".config"
 
 
+def stage_fragments(fragments: list[Path], frag_dir: Path) -> list[str]:
+    """Copy the fragments into frag_dir, numbered in their order; their paths as /frag/ sees them."""
+    for i, frag in enumerate(fragments):
+        shutil.copy(frag, frag_dir / f"{i:02d}-{frag.name}")
+    return [f"/frag/{i:02d}-{frag.name}" for i, frag in enumerate(fragments)]
+
+
 def generate(ctx: Context, image: str, src: Path, arch: config.Arch, frag_dir: Path, names: list[str],
              cfg_dir: Path, log: Path) -> dict[str, str]:
-    """cfg_dir/.config from the arch's base target and the fragments in frag_dir (names: their
-    /frag/ paths, in order), made by the tree's own merge_config.sh and olddefconfig; its values."""
+    """cfg_dir/.config: the arch's base target, the fragments named, merge_config.sh, olddefconfig."""
     script = " && ".join([
         " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
         # merge_config.sh writes temporary files into its cwd: run it in /cfg

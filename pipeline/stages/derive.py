@@ -160,10 +160,7 @@ def _generate(work: Work, tree: Path, arch, image: str, scratch: Path, asked: li
     frag_dir, cfg_dir = scratch / f"frag{rnd}", scratch / f"cfg{rnd}"
     frag_dir.mkdir()
     cfg_dir.mkdir()
-    names = []
-    for i, frag in enumerate(build.fragments_for(arch, work.spec)):
-        shutil.copy(frag, frag_dir / f"{i:02d}-{frag.name}")
-        names.append(f"/frag/{i:02d}-{frag.name}")
+    names = build.stage_fragments(build.fragments_for(arch, work.spec), frag_dir)
     if asked:
         (frag_dir / "99-derived.config").write_text("".join(f"CONFIG_{s}=y\n" for s in asked))
         names.append("/frag/99-derived.config")
