@@ -11,6 +11,8 @@ old for it); anything else is a FAIL of the tree.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from pipeline.infra.containers import Container, Mount
 from pipeline.model import config
 from pipeline.model.results import Case, Status
 from pipeline.stages import initramfs as cpio
-from pipeline.stages import compiler_cache, suites
+from pipeline.stages import compiler_cache, elf, suites
 from pipeline.stages.interface import Outcome, Work
 
 EXIT_ENVIRONMENT = 3
@@ -29,8 +31,64 @@ def out_dir(ctx, builds: str, arch: config.Arch, suite: config.Suite) -> Path:
     return ctx.cache / "build" / builds / arch.name / "suites" / suite.name
 
 
+def shared_key(work: Work, image: str, kbuild: Path, suite: config.Suite) -> str:
+    """What decides a suite's binaries: the tree's tools/, scripts/, top Makefile and UAPI headers
+    (git trees), the UAPI headers the kernel build generated, the kernel's BTF (vmlinux.h comes
+    from it) and .config, the toolchain image, the suite's data and script, the arch's variables.
+    Not the rest of the kernel: a series whose kernel code changes but not its BTF builds the very
+    same test_progs as its base."""
+    from pipeline.run.select import arch_dir
+
+    srcarch = arch_dir(work.arch)
+    trees = [work.ctx.runner.git(work.src, "rev-parse", f"HEAD:{p}", check=False).output.strip()
+             for p in ("tools", "scripts", "Makefile", "include/uapi", f"arch/{srcarch}/include/uapi")]
+    generated = sorted((str(f.relative_to(kbuild)), hashlib.sha256(f.read_bytes()).hexdigest())
+                       for d in ("include/generated/uapi", f"arch/{srcarch}/include/generated/uapi")
+                       for f in (kbuild / d).rglob("*") if f.is_file())
+    config_text = (kbuild / ".config").read_bytes() if (kbuild / ".config").is_file() else b""
+    parts = [trees, generated, elf.section_digest(kbuild / "vmlinux", ".BTF"), config_text, image,
+             suite.path.read_bytes(), suite.script.read_bytes(), work.arch.suites[suite.name],
+             sorted(work.arch.kernel.make_vars.items())]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+def shared(ctx, key: str) -> Path:
+    """Where a suite build of the base (trusted code) is kept for any lane with the same key."""
+    return ctx.cache / "suites" / key / "rootfs"
+
+
+def keep_shared(ctx, key: str, rootfs: Path) -> None:
+    """A base lane's suite build, kept whole or not at all (never a series': its tree is untrusted)."""
+    dest = shared(ctx, key)
+    if dest.is_dir():
+        return
+    tmp = dest.parent / f"tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(rootfs, tmp, symlinks=True)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another run kept the same build meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[Case, Path | None]:
-    """(its testcase, its rootfs or None)."""
+    """(its testcase, its rootfs or None). A build the base lane made from the same inputs
+    (shared_key) is taken instead of building again."""
+    ctx, arch, lane = work.ctx, work.arch, work.lane
+    key = shared_key(work, image, kbuild, suite)
+    if shared(ctx, key).is_dir():
+        ctx.progress.say("userspace", lane.name, f"{suite.title}: the base's build serves (same inputs, {key})")
+        return Case("userspace", f"build {suite.name}", Status.PASS, 0.0,
+                    f"reused the base's build {key}: same selftests tree, UAPI headers, BTF, config and "
+                    "toolchain"), shared(ctx, key)
+    case, rootfs = _build(work, image, kbuild, suite)
+    if rootfs is not None and lane.is_base:
+        keep_shared(ctx, key, rootfs)
+    return case, rootfs
+
+
+def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[Case, Path | None]:
     ctx, arch, lane = work.ctx, work.arch, work.lane
     out = out_dir(ctx, work.builds, arch, suite)
     out.mkdir(parents=True, exist_ok=True)
