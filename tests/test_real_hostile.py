@@ -30,9 +30,10 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 
 
 # the series' own directories, and what kseries itself (not the build) writes for any run: git objects
-# and worktree records of its apply, locks, step and base records, the mail cache, the KVM probe
+# and worktree records of its apply, locks, step, base and config-derivation records, the mail cache,
+# the KVM probe (not the shared suite builds: like the shared ccache, only the base's builds write them)
 OWN = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
-       "mail", "kvm-probe.json", "tmp")
+       "derived", "mail", "kvm-probe.json", "tmp")
 
 
 def hostile_patch(repo: Path, commit: str) -> str:
