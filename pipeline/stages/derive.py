@@ -1,7 +1,7 @@
 """Stage 'derive': a config fragment that makes the lane's kernel compile the files the series changes.
 
 The lean configs compile little. For each changed .c/.S file this arch can build (never another
-arch's arch/<dir>/ code), the symbols its Makefiles compile it under (kconfig.gates) that the
+arch's arch/<dir>/ code), the symbols its Makefiles compile it under (kbuild.gates) that the
 lane's config leaves off are enabled in a derived fragment, with what Kconfig says they depend
 on, and the config is generated again until they took (a few rounds at most). The fragment is
 named by its content, kept in the cache and copied into the lane's directory; from then on the
@@ -107,7 +107,8 @@ def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: 
         return result
     index = kconfig.Index(tree, srcarch)
     asked: list[str] = []
-    scratch = Path(tempfile.mkdtemp(prefix=f"derive-{arch.name}-", dir=work.ctx.cache))
+    (work.ctx.cache / "tmp").mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"derive-{arch.name}-", dir=work.ctx.cache / "tmp"))
     try:
         values = _generate(work, tree, arch, image, scratch, asked, 0)
         for rnd in range(1, ROUNDS + 1):
