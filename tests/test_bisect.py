@@ -35,7 +35,7 @@ def fake(monkeypatch, tmp_path, n: int, introduced: dict, broken=(), unchanged=(
 
     monkeypatch.setattr(bisect, "regressed", lambda work: [i for i in items if i[0] != bisect.SPLAT])
     monkeypatch.setattr(bisect, "new_splats", lambda work: [t for s, t in items if s == bisect.SPLAT])
-    monkeypatch.setattr(bisect.per_patch, "_steps", lambda work: steps)
+    monkeypatch.setattr(bisect.per_patch, "recorded", lambda work: steps)
     monkeypatch.setattr(bisect.Probe, "_boot", boot)
     patches = [SimpleNamespace(index=k, subject=f"subject {k}") for k in range(1, n + 1)]
     work = SimpleNamespace(patches=patches, arch=SimpleNamespace(name="x86_64"),

@@ -57,7 +57,7 @@ def stage(work: Work) -> Outcome:
         return Outcome(Status.SKIP, f"no test regression and no new splat on {work.arch.name}: nothing to bisect")
     if n == 1:
         return _found(work, {item: 1 for item in items}, {}, 0, 0.0)
-    steps = {s.index: s for s in per_patch._steps(work)}
+    steps = {s.index: s for s in per_patch.recorded(work)}
     probe = Probe(work, items, steps)
     start = time.monotonic()
     first: dict[tuple, int] = {}
@@ -93,8 +93,8 @@ def _found(work: Work, first: dict, skipped: dict, boots: int, seconds: float) -
         said.append("not bootable: " + ", ".join(f"patch {k}/{n} ({why})" for k, why in sorted(skipped.items())))
     cost = f"{boots} boot(s), {seconds:.0f} s" if boots else "no boot"
     return Outcome(Status.PASS, f"introduced by {'; '.join(said)} ({cost})",
-                   facts={"introduced": introduced, "earliest": earliest, "total": n, "boots": boots, "seconds": round(seconds, 1),
-                          "unbootable": {str(k): v for k, v in skipped.items()},
+                   facts={"introduced": introduced, "earliest": earliest, "total": n, "boots": boots,
+                          "seconds": round(seconds, 1), "unbootable": {str(k): v for k, v in skipped.items()},
                           "subjects": {str(k): patches[k].subject for k in by_patch}})
 
 

@@ -220,7 +220,8 @@ def _inputs(work: Work) -> set[str] | None:
     return None
 
 
-def _steps(work: Work) -> list[Step]:
+def recorded(work: Work) -> list[Step]:
+    """The lane's intermediate steps as its 'steps' stage recorded them (the tip is not among them)."""
     path = work.need("steps").artifacts.get("steps")
     if not path:
         return []
@@ -236,7 +237,7 @@ def moved(work: Work) -> dict:
 def stage(work: Work) -> Outcome:
     """One build and one warnings testcase per patch: the intermediate steps, then the tip."""
     commits = work.need("apply").artifacts.get("commits", [])
-    done = _steps(work)
+    done = recorded(work)
     tip = work.need("build")
     if tip.status in (Status.PASS, Status.FAIL) and tip.cases and len(done) < len(work.patches):
         last, case = work.patches[len(done)], tip.cases[0]
