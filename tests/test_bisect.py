@@ -142,3 +142,15 @@ def test_a_placed_splat_is_named_in_the_headline():
     policy.decide(record)
     assert record.verdict == ("the series is blamed: x86_64: 1 kernel splat line(s), first: WARNING: x "
                               "[introduced by patch 1/3 'mm: one']")
+
+
+def test_a_broken_build_or_a_splat_heads_the_verdict_before_a_warning():
+    from pipeline.model.results import Case
+
+    warning = Case("per-patch", "warnings", Status.FAIL, 0, "patch 1/3 adds 1 warning(s) on x86_64: modpost: x",
+                   arch="x86_64", patch=1, patches=3)
+    splat = Case("check", "console free of splats", Status.FAIL, 0, "1 kernel splat line(s)", arch="x86_64")
+    broken = Case("per-patch", "build", Status.FAIL, 0, "patch 3/3 breaks the build on x86_64: make exited 2",
+                  arch="x86_64", patch=3, patches=3)
+    assert policy.blame([warning, splat], []).startswith("x86_64: 1 kernel splat line(s)")
+    assert policy.blame([warning, splat, broken], []).startswith("patch 3/3 breaks the build on x86_64")

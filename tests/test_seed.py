@@ -44,3 +44,30 @@ def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_chang
     assert os.stat(wt / "util.c").st_mtime < copied  # unchanged: the base's object stands
     (series_out / "util.o").write_text("rebuilt")
     assert (base_out / "util.o").read_text() == "object"  # a copy: the series' make never writes the base's
+
+
+def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twice(tmp_path):
+    """The tip changes mm.h; step 1 holds the base's mm.h. Checked out for step 1 before the O= is
+    seeded, mm.h gets the old date (the base's objects stand for it); util.c, changed by patch 1,
+    stays newer than them. Once the O= exists, a checkout's dates are left alone."""
+    ctx = ctx_for(tmp_path)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "mm.h").write_text("base\n")
+    (repo / "util.c").write_text("int x;\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    (wt / "util.c").write_text("int y;\n")
+    git(wt, "commit", "-qam", "patch 1")
+    step = git(wt, "rev-parse", "HEAD").strip()
+    (wt / "mm.h").write_text("tip\n")
+    git(wt, "commit", "-qam", "patch 2")
+    tip = git(wt, "rev-parse", "HEAD").strip()
+    git(wt, "checkout", "-q", "--detach", step)
+    assert os.stat(wt / "mm.h").st_mtime > seed.OLD  # written by the checkout: it looks changed
+    assert seed.age_as_base(ctx, wt, base, tip, step) == 1
+    assert os.stat(wt / "mm.h").st_mtime == seed.OLD  # the base's content again: the base's objects stand
+    assert os.stat(wt / "util.c").st_mtime > seed.OLD  # patch 1's change: seed() dates it newer, it is compiled

@@ -21,8 +21,17 @@ def own_failures(record: RunRecord) -> list[Case]:
             and not c.since]
 
 
-# which failure of its own heads the verdict: what stops the series first, then the patch it shows at
-HEADLINE = ("apply", "per-patch", "build", "boot", "check", "userspace", "coverage", "symbols", "checkpatch")
+# which failure of its own heads the verdict: what stops the series first (a patch that does not
+# apply or build, a kernel that does not boot or splats), then warnings and checks; then the patch
+HEADLINE = (("apply", ""), ("per-patch", "build"), ("build", ""), ("boot", ""), ("check", ""),
+            ("userspace", ""), ("per-patch", "warnings"), ("coverage", ""), ("symbols", ""), ("checkpatch", ""))
+
+
+def severity(case: Case) -> int:
+    for i, (stage, test) in enumerate(HEADLINE):
+        if case.stage == stage and (not test or case.test == test):
+            return i
+    return len(HEADLINE)
 
 
 def placed_splats(record: RunRecord) -> dict[str, str]:
@@ -42,8 +51,7 @@ def blame(own: list[Case], regressions: list, placed: dict[str, str] | None = No
     build where), and the regressions against the base with the patches that introduced them."""
     parts = []
     if own:
-        first = min(own, key=lambda c: (HEADLINE.index(c.stage) if c.stage in HEADLINE else len(HEADLINE),
-                                        c.patch or 1 << 30))
+        first = min(own, key=lambda c: (severity(c), c.patch or 1 << 30))
         where = f"{first.arch}: " if first.arch and first.arch not in first.message else ""
         by = (placed or {}).get(first.arch) if first.stage == "check" else None
         parts.append(where + first.message.splitlines()[0][:300] + (f" [introduced by {by}]" if by else "")

@@ -120,8 +120,14 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
             ctx.progress.say("steps", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
             if not moved and keep is not None:
                 keep.update(apply.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
+            before = ctx.runner.git(worktree, "rev-parse", "HEAD").output.strip()
             ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
             moved = True
+            if base and not build.lane_dirs(ctx, dirs, arch)[1].exists():  # this build seeds the O=
+                from pipeline.stages.seed import age_as_base
+
+                aged = age_as_base(ctx, worktree, base, before, commit)
+                ctx.runner.note(f"# {aged} file(s) the checkout gave back the base's content: dated as the base's")
             b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}", base=base)
             step = Step(patch.index, patch.total, patch.subject, b.case.status, round(b.case.seconds, 1), b.case.message,
                         b.case.detail, b.facts.get("warnings", []), kernel=keep_kernel(b, arch, cached))

@@ -44,6 +44,23 @@ def age_worktree(wt: Path) -> int:
     return count
 
 
+def age_as_base(ctx: Context, wt: Path, base_commit: str, before: str, after: str) -> int:
+    """After a per-patch step's checkout from `before` to `after`, in a worktree whose O= directory
+    is yet to be seeded from the base's: the files the checkout wrote that hold the base's content
+    again get the old date, so the base's objects stand for them (the tip's change to a header
+    they hold back from this step is not compiled twice: once here, once for the tip). Returns
+    how many. Only before the seeding: once the O= holds objects of this series, a file's date
+    must say that it changed."""
+    wrote = set(ctx.runner.git(wt, "diff", "--name-only", before, after).output.split())
+    differs = set(ctx.runner.git(wt, "diff", "--name-only", base_commit, after).output.split())
+    count = 0
+    for path in sorted(wrote - differs):
+        if (wt / path).is_file() and not (wt / path).is_symlink():
+            os.utime(wt / path, (OLD, OLD))
+            count += 1
+    return count
+
+
 def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: str, base_commit: str,
          lane: str) -> bool:
     """Create out_dir as a copy of the base's finished O= directory, then make the files that differ
