@@ -71,3 +71,21 @@ def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twic
     assert seed.age_as_base(ctx, wt, base, tip, step) == 1
     assert os.stat(wt / "mm.h").st_mtime == seed.OLD  # the base's content again: the base's objects stand
     assert os.stat(wt / "util.c").st_mtime > seed.OLD  # patch 1's change: seed() dates it newer, it is compiled
+
+
+def test_a_kept_worktree_whose_o_dirs_are_gone_is_dated_as_a_new_one(tmp_path):
+    ctx = ctx_for(tmp_path)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "util.c").write_text("int x;\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    now = time.time()
+    os.utime(wt / "util.c", (now, now))  # a checkout of an earlier run wrote it
+    apply.worktree(ctx, repo, "series", base, age=False)  # its O= exists: dates are left alone
+    assert os.stat(wt / "util.c").st_mtime == now
+    apply.worktree(ctx, repo, "series", base, age=True)  # no O= left: the base's objects will stand
+    assert os.stat(wt / "util.c").st_mtime == seed.OLD

@@ -51,7 +51,7 @@ def conflict_files(output: str) -> list[str]:
 def worktree(ctx: Context, repo: Path, name: str, base: str,
              age: bool = False) -> tuple[Path, dict[str, tuple[str, int]]]:
     """The series' kept worktree, reset to base; returns it and the mtimes worth restoring.
-    age: a new worktree's files get an old mtime (stages/seed.py)."""
+    age: no O= directory of the series exists, so the files get an old mtime (stages/seed.py)."""
     wt = ctx.cache / "trees" / name
     log = ctx.log("apply.log")
     if not (wt / ".git").exists():
@@ -70,6 +70,10 @@ def worktree(ctx: Context, repo: Path, name: str, base: str,
     keep = snapshot(ctx, wt, old, base) if old else {}
     ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
     ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
+    if age:  # a kept worktree, but no O= of the series left: the base's objects stand, as for a new one
+        from pipeline.stages.seed import age_worktree
+
+        ctx.runner.note(f"# {age_worktree(wt)} files of the worktree dated 2000-01-01: no O= of the series")
     return wt, keep
 
 
