@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.infra.errors import EXIT_BLAMED, EXIT_INFRA
 from pipeline.model.results import Kind, RunRecord, Status
 from pipeline.run.policy import own_failures
+from pipeline.stages.bisect import patch_named
 
 
 def render(record: RunRecord) -> str:
@@ -95,12 +96,10 @@ def splats_by_patch(record: RunRecord) -> list[str]:
     for s in record.stages:
         if s.stage != "bisect" or s.status != Status.PASS:
             continue
-        total, subjects = s.facts.get("total", 0), s.facts.get("subjects", {})
         for item, k in s.facts.get("introduced", {}).items():
             suite, _, what = item.partition("\t")
             if suite == "console":
-                lines.append(f"  SPLAT {s.arch}: introduced by patch {k}/{total} '{subjects.get(str(k), '')}': "
-                             f"{what[:160]}")
+                lines.append(f"  SPLAT {s.arch}: introduced by {patch_named(s.facts, k)}: {what[:160]}")
     return lines
 
 

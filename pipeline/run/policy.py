@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pipeline.infra.errors import EXIT_BLAMED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USER
 from pipeline.model.lane import Role
 from pipeline.model.results import Case, Kind, RunRecord, Status
+from pipeline.stages.bisect import patch_named
 
 
 def own_failures(record: RunRecord) -> list[Case]:
@@ -41,8 +44,7 @@ def placed_splats(record: RunRecord) -> dict[str, str]:
         if s.stage == "bisect" and s.status == Status.PASS:
             found = sorted(k for item, k in s.facts.get("introduced", {}).items() if item.startswith("console\t"))
             if found:
-                k = found[0]
-                out[s.arch] = f"patch {k}/{s.facts.get('total', k)} '{s.facts.get('subjects', {}).get(str(k), '')}'"
+                out[s.arch] = patch_named(s.facts, found[0])
     return out
 
 
@@ -53,17 +55,16 @@ def blame(own: list[Case], regressions: list, placed: dict[str, str] | None = No
     if own:
         first = min(own, key=lambda c: (severity(c), c.patch or 1 << 30))
         where = f"{first.arch}: " if first.arch and first.arch not in first.message else ""
-        by = (placed or {}).get(first.arch) if first.stage == "check" else None
-        parts.append(where + first.message.splitlines()[0][:300] + (f" [introduced by {by}]" if by else "")
+        splat = (placed or {}).get(first.arch) if first.stage == "check" else None
+        parts.append(where + first.message.splitlines()[0][:300] + (f" [introduced by {splat}]" if splat else "")
                      + (f" (+{len(own) - 1} more failure(s) of its own)" if len(own) > 1 else ""))
     if regressions:
-        by: dict[str, int] = {}
-        for v in regressions:
-            by[v.introduced or "not bisected"] = by.get(v.introduced or "not bisected", 0) + 1
-        parts.append(f"{len(regressions)} regression(s) against the base"
-                     + (" (" + "; ".join(f"{n} introduced by {k}" if k != "not bisected" else f"{n} not bisected"
-                                         for k, n in by.items()) + ")" if any(v.introduced for v in regressions)
-                        else ""))
+        per_patch = Counter(v.introduced for v in regressions)
+        text = f"{len(regressions)} regression(s) against the base"
+        if any(per_patch):
+            text += " (" + "; ".join(f"{n} introduced by {k}" if k else f"{n} not bisected"
+                                     for k, n in per_patch.items()) + ")"
+        parts.append(text)
     return "; ".join(parts)
 
 

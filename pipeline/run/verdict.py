@@ -78,9 +78,10 @@ def attribute(v: Verdict, record: RunRecord) -> Verdict:
     k = found.facts.get("introduced", {}).get(f"{v.suite}\t{v.test}")
     if not k:
         return v
-    subject = found.facts.get("subjects", {}).get(str(k), "")
+    from pipeline.stages.bisect import patch_named
+
     total = found.facts.get("total", k)
-    text = f"patch {k}/{total} '{subject}'"
+    text = patch_named(found.facts, k)
     earliest = found.facts.get("earliest", {}).get(f"{v.suite}\t{v.test}")
     if earliest:  # the states before k did not build: the bisection cannot tell them apart
         text += f" (or patch {earliest}/{total}..{k - 1}/{total} before it, which could not be booted)"

@@ -28,6 +28,11 @@ from pipeline.stages.interface import Outcome, Work
 SPLAT = "console"  # the suite name under which a new splat is an item
 
 
+def patch_named(facts: dict, k: int) -> str:
+    """"patch 2/3 'subject'": the patch a bisection's facts place an item at."""
+    return f"patch {k}/{facts.get('total', k)} '{facts.get('subjects', {}).get(str(k), '')}'"
+
+
 def regressed(work: Work) -> list[tuple[str, str]]:
     """(suite, test) of the lane's tests that regressed against the base (not flaky)."""
     arch = work.arch.name
