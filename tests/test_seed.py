@@ -11,16 +11,21 @@ from pipeline.stages import apply, build, seed
 from test_apply import ctx_for, git
 
 
-def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_changed(tmp_path):
-    ctx = ctx_for(tmp_path)
+def base_repo(tmp_path, files: dict[str, str]) -> tuple:
+    """A git repo with one commit holding files: (repo, its commit)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
-    (repo / "mm.h").write_text("base\n")
-    (repo / "util.c").write_text("int x;\n")
+    for name, text in files.items():
+        (repo / name).write_text(text)
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "base")
-    base = git(repo, "rev-parse", "HEAD").strip()
+    return repo, git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_changed(tmp_path):
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
     arch = config.resolve_arch("x86_64")
 
     wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
@@ -51,14 +56,7 @@ def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twic
     seeded, mm.h gets the old date (the base's objects stand for it); util.c, changed by patch 1,
     stays newer than them. Once the O= exists, a checkout's dates are left alone."""
     ctx = ctx_for(tmp_path)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "mm.h").write_text("base\n")
-    (repo / "util.c").write_text("int x;\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "base")
-    base = git(repo, "rev-parse", "HEAD").strip()
+    repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
     wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
     (wt / "util.c").write_text("int y;\n")
     git(wt, "commit", "-qam", "patch 1")
@@ -75,13 +73,7 @@ def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twic
 
 def test_a_kept_worktree_whose_o_dirs_are_gone_is_dated_as_a_new_one(tmp_path):
     ctx = ctx_for(tmp_path)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "util.c").write_text("int x;\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "base")
-    base = git(repo, "rev-parse", "HEAD").strip()
+    repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
     wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
     now = time.time()
     os.utime(wt / "util.c", (now, now))  # a checkout of an earlier run wrote it
