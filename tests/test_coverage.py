@@ -88,3 +88,44 @@ def test_a_thin_archive_with_a_symbol_table_first(tmp_path):
     symtab = b"/".ljust(48) + b"8".ljust(10) + b"`\n" + b"\0" * 8
     (tmp_path / "vmlinux.a").write_bytes(plain[:8] + symtab + plain[8:])
     assert coverage.archive_members(tmp_path) == {"mm/rmap.o"}
+
+
+def test_a_file_no_lane_of_the_run_can_compile_is_not_covered_rather_than_failed(tmp_path):
+    """arena.c is built only on 64-bit kernels (an ifeq around its Makefile line): an sh4-only run
+    cannot compile it, whatever its config, so it is SKIP with why; x86_64 could, so there it fails."""
+    tree = tmp_path / "tree"
+    (tree / "kernel" / "bpf").mkdir(parents=True)
+    (tree / "kernel" / "bpf" / "Makefile").write_text(
+        "obj-$(CONFIG_BPF_SYSCALL) += syscall.o\nifeq ($(CONFIG_MMU)$(CONFIG_64BIT),yy)\n"
+        "obj-$(CONFIG_BPF_SYSCALL) += arena.o\nendif\nifneq ($(CONFIG_NOPE),y)\nobj-y += other.o\nendif\n")
+    (tree / "Kconfig").write_text('source "arch/$(SRCARCH)/Kconfig"\nconfig BPF_SYSCALL\n\tbool "bpf"\n'
+                                  'config MMU\n\tdef_bool y\n')
+    (tree / "arch" / "x86").mkdir(parents=True)
+    (tree / "arch" / "x86" / "Kconfig").write_text('config 64BIT\n\tbool "64-bit kernel"\n')
+    (tree / "arch" / "sh").mkdir(parents=True)
+    (tree / "arch" / "sh" / "Kconfig").write_text("config SUPERH\n\tdef_bool y\n")
+    from pipeline.stages import kbuild
+
+    assert kbuild.gates(tree, "kernel/bpf/arena.c") == ["CONFIG_BPF_SYSCALL", "CONFIG_MMU", "CONFIG_64BIT"]
+    assert kbuild.gates(tree, "kernel/bpf/other.c") == []  # a negated condition adds nothing to enable
+    patch = Patch(1, 1, "x", "a", tmp_path / "p", (FileStat("kernel/bpf/arena.c", 1, 1),))
+
+    def run_on(arch_name):
+        out = tmp_path / f"out-{arch_name}"
+        out.mkdir()
+        (out / ".config").write_text("CONFIG_BPF_SYSCALL=y\nCONFIG_MMU=y\n")
+        results = {("apply", "", Role.SERIES, ""): StageResult("apply", "", Role.SERIES, Status.PASS, 0,
+                                                                 artifacts={"worktree": str(tree)}),
+                   ("compiled", arch_name, Role.SERIES, ""): StageResult(
+                       "compiled", arch_name, Role.SERIES, Status.PASS, 0, facts={"compiled": [], "includers": {}}),
+                   ("build", arch_name, Role.SERIES, ""): StageResult(
+                       "build", arch_name, Role.SERIES, Status.PASS, 0, artifacts={"out_dir": str(out)})}
+        work = Work(None, None, [patch], None, lambda *k: results.get(k), arches=(config.resolve_arch(arch_name),))
+        return coverage.summary(work).cases[0]
+
+    sh4 = run_on("sh4")
+    assert sh4.status == Status.SKIP, sh4.message
+    assert sh4.message.startswith("not covered: no lane of this run can compile it (sh4)")
+    assert "sh4: CONFIG_64BIT is off (64BIT is defined in no Kconfig this arch reads)" in sh4.message
+    x86 = run_on("x86_64")
+    assert x86.status == Status.FAIL and "x86_64: CONFIG_64BIT is off" in x86.message, x86.message

@@ -15,18 +15,33 @@ CONTAINERS = ("obj", "lib", "core", "drivers", "libs", "net", "virt")
 
 
 def _assignments(directory: Path) -> list[tuple[str, list[str], list[str]]]:
-    """(prefix, CONFIG_ symbols of its suffix, words) of every `prefix-suffix += words` line of the
-    directory's Kbuild and Makefile, continuation lines joined, comments dropped."""
+    """(prefix, CONFIG_ symbols it is built under, words) of every `prefix-suffix += words` line of
+    the directory's Kbuild and Makefile, continuation lines joined, comments dropped. The symbols are
+    those of its suffix and of the conditionals around it that need them set (`ifeq
+    ($(CONFIG_MMU)$(CONFIG_64BIT),yy)`, `ifdef CONFIG_X`); a negated or `else` branch adds none."""
     out = []
     for name in ("Kbuild", "Makefile"):
         path = directory / name
         if not path.is_file():
             continue
         text = re.sub(r"\\\n", " ", path.read_text(errors="replace"))
+        around: list[list[str]] = []
         for line in text.splitlines():
-            m = ASSIGN.match(line.split("#", 1)[0])
+            line = line.split("#", 1)[0]
+            word = line.split()[0] if line.split() else ""
+            if word in ("ifeq", "ifdef"):
+                empty = re.search(r",\s*(\"\"|'')?\s*\)\s*$", line)  # compared with nothing: unset
+                around.append([] if empty else re.findall(r"CONFIG_\w+", line))
+            elif word in ("ifneq", "ifndef"):
+                around.append([])
+            elif word == "else" and around:
+                around[-1] = []
+            elif word == "endif" and around:
+                around.pop()
+            m = ASSIGN.match(line)
             if m:
-                out.append((m.group(1), re.findall(r"CONFIG_\w+", m.group(2)), m.group(3).split()))
+                symbols = re.findall(r"CONFIG_\w+", m.group(2)) + [s for syms in around for s in syms]
+                out.append((m.group(1), symbols, m.group(3).split()))
     return out
 
 
