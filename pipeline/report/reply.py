@@ -115,15 +115,13 @@ SHOWN = 8  # regressions listed per patch; summary.txt has them all
 
 
 def findings(record: RunRecord) -> list[str]:
+    from pipeline.report.summary import by_patch
     from pipeline.run.policy import own_failures, placed_splats
 
     lines = []
-    blamed = sorted((v for v in record.verdicts if v.blamed), key=lambda v: v.patch or 1 << 30)
-    if blamed:
-        lines.append(f"Regressions against the base ({len(blamed)}):")
-        groups: dict[str, list] = {}
-        for v in blamed:
-            groups.setdefault(v.introduced, []).append(v)
+    groups = by_patch(record)
+    if groups:
+        lines.append(f"Regressions against the base ({sum(len(g) for g in groups.values())}):")
         for introduced, group in groups.items():
             if introduced or len(groups) > 1:
                 lines += _wrap(f"introduced by {introduced} ({len(group)}):" if introduced else

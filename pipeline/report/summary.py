@@ -75,18 +75,23 @@ def details(record: RunRecord) -> list[str]:
     return lines
 
 
+def by_patch(record: RunRecord) -> dict[str, list]:
+    """The blamed tests grouped under the patch that introduced them ("" when not bisected),
+    earliest patch first: the summary and the reply mail list them so."""
+    groups: dict[str, list] = {}
+    for v in sorted((v for v in record.verdicts if v.blamed), key=lambda v: v.patch or 1 << 30):
+        groups.setdefault(v.introduced, []).append(v)
+    return groups
+
+
 def regressions_by_patch(record: RunRecord) -> list[str]:
-    """The blamed tests, grouped under the patch that introduced them (when bisected)."""
-    blamed = sorted((v for v in record.verdicts if v.blamed), key=lambda v: v.patch or 1 << 30)
-    lines, heading = [], None
-    for v in blamed:
-        if v.introduced != heading:
-            heading = v.introduced
-            count = sum(1 for w in blamed if w.introduced == heading)
-            lines.append(f"  introduced by {heading}: {count} regression(s)" if heading else
-                         f"  not bisected: {count} regression(s)")
-        first = (v.excerpt.splitlines() or [""])[0][:200]
-        lines.append(f"    REGRESSION {v.arch}: [{v.suite}] {v.test}: base {v.base} -> series {v.series}: {first}")
+    lines = []
+    for introduced, group in by_patch(record).items():
+        lines.append(f"  introduced by {introduced}: {len(group)} regression(s)" if introduced else
+                     f"  not bisected: {len(group)} regression(s)")
+        for v in group:
+            first = (v.excerpt.splitlines() or [""])[0][:200]
+            lines.append(f"    REGRESSION {v.arch}: [{v.suite}] {v.test}: base {v.base} -> series {v.series}: {first}")
     return lines
 
 

@@ -20,7 +20,6 @@ from pipeline.model.results import Case, Status
 from pipeline.stages.interface import Outcome, Work
 
 CODE = (".c", ".S", ".h")
-GATE = r"^\s*(?:obj|lib|core|drivers)-\$\((CONFIG_\w+)\)\s*[+:]?=.*\b{name}\.o\b"
 
 
 def changed(patches: list) -> list[str]:
