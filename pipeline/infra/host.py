@@ -100,13 +100,15 @@ def browser_present() -> bool:
 
 def ensure_test_tools(quiet: bool = False) -> None:
     """What the test suite needs on the host besides the engine: cpio reads our initramfs
-    back, shellcheck lets actionlint check every run: script of the workflows, a Chromium is the
-    browser Playwright drives against the dashboard."""
-    missing = [pkg for pkg in ("cpio", "shellcheck") if not shutil.which(pkg)]  # shellcheck: actionlint's
+    back, shellcheck lets actionlint check every run: script of the workflows, objcopy (binutils)
+    dumps the ELF section the BTF reader is checked against, a Chromium is the browser Playwright
+    drives against the dashboard."""
+    tools = {"cpio": "cpio", "shellcheck": "shellcheck", "objcopy": "binutils"}  # command -> package
+    missing = [pkg for cmd, pkg in tools.items() if not shutil.which(cmd)]
     missing += [] if browser_present() else ["chromium"]
     if missing:
         _apt_install(Runner(), missing, quiet)
-    _say("test tools: cpio, shellcheck and a Chromium present", quiet)
+    _say("test tools: cpio, shellcheck, objcopy and a Chromium present", quiet)
 
 
 def ensure(quiet: bool = False, image_cache: str = "", test: bool = False) -> int:
