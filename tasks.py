@@ -46,13 +46,16 @@ def _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url):
     "verbose": "end with every testcase (else: the stages, what did not pass, the verdict)",
     "derive": "enable in a derived config fragment what the changed files need to be compiled "
               "(default; --no-derive: the configs as the YAML has them)",
+    "rerun_tests": "boot and test every lane afresh, even one whose tree, config, images and suites were "
+                   "tested before (default: take those results over; a flakiness check runs them again)",
     **SOURCE_HELP,
 })
-def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, derive=True, msgid=None,
-       lore_url=None, mbox=None, git=None, range=None, patchwork=None, patchwork_url=None):
+def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, derive=True, rerun_tests=False,
+       msgid=None, lore_url=None, mbox=None, git=None, range=None, patchwork=None, patchwork_url=None):
     """Build, boot and check a series on each architecture; write JUnit to results/latest."""
     request = _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url)
-    _exit(cli.guarded(cli.ci, series, arch or None, results, request, resume or "", verbose, derive))
+    _exit(cli.guarded(cli.ci, series, arch or None, results, request, resume or "", verbose, derive,
+                      rerun_tests))
 
 
 @task(help={"series": "series name (configs/series/NAME.yaml)", **SOURCE_HELP})

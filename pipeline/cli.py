@@ -50,7 +50,7 @@ def say(text: str) -> None:
 
 def ci(series: str | None, arches: list[str] | None, results: str = "results",
        request: intake.Request | None = None, resume: str | bool = "", verbose: bool = False,
-       derive: bool = True) -> int:
+       derive: bool = True, rerun_tests: bool = False) -> int:
     if resume:
         if arches or (request and request.given):
             raise UserError("--resume completes an earlier run with its own patches and arches: pass no "
@@ -64,8 +64,7 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
         run.ctx.progress.say("run", "", f"resuming {run_dir.name}: finished stages are reused")
     else:
         spec, arch_list, got = pipeline.plan(series, arches, request)
-        if not derive:
-            spec = dataclasses.replace(spec, derive=False)
+        spec = dataclasses.replace(spec, derive=spec.derive and derive, rerun_tests=rerun_tests)
         run = pipeline.Run.create(spec, arch_list, Path(results).resolve(), got)
     code = run.run()
     from pipeline.report import summary as summary_text

@@ -31,11 +31,21 @@ def need_docker():
         pytest.fail("the real tier needs a running Docker engine: run 'invoke setup' first")
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The real tier runs against a cache of its own (ci/tier_cache.py), set before any fixture:
+    what a user ran before cannot change a test's outcome."""
+    if any(item.get_closest_marker("real") for item in items):
+        from ci import tier_cache
+
+        tier_cache.prepare()
+
+
 @pytest.fixture(autouse=True)
 def hermetic(request, tmp_path_factory, monkeypatch):
     """Unit tests touch no network but loopback and no cache but their own: KSERIES_CACHE (and so
     every subprocess they start) points at a temporary directory, and a connection to any
-    address outside 127.0.0.0/8 and ::1 fails at once. The real tier keeps the real cache."""
+    address outside 127.0.0.0/8 and ::1 fails at once. The real tier has its own cache
+    (pytest_collection_modifyitems)."""
     if request.node.get_closest_marker("real"):
         yield
         return

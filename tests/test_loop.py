@@ -71,7 +71,7 @@ def dependents(name: str) -> set[str]:
 
 @pytest.mark.parametrize("stage", [n.name for n in graph.GRAPH])
 def test_an_exception_in_any_stage_is_that_stage_s_result(stage, tmp_path, monkeypatch, capsys):
-    lane = None if graph.node(stage).scope in ("shared", "final") else ("base-x86_64" if stage in ("baseline", "checkout")
+    lane = None if graph.node(stage).scope in ("shared", "final") else ("base-x86_64" if stage in ("reuse", "checkout")
                                                             else "x86_64")
     Fakes(monkeypatch, (stage, lane, None), KeyError("injected"))
     run = new_run(tmp_path)
@@ -119,7 +119,7 @@ def test_interrupted_run_resumes_without_redoing_finished_lanes(tmp_path, monkey
     again = Run.resume(run.run_dir, Progress(io.StringIO()))
     assert again.run() == 0
     rerun = set(fakes.calls)
-    always = ("source", "apply", "derive", "baseline", "checkout", "steps", "per-patch")  # cheap: no key, always run
+    always = ("source", "apply", "derive", "reuse", "checkout", "steps", "per-patch")  # cheap: no key, always run
     assert [c for c in rerun if c[1] in ("x86_64", "base-x86_64") and c[0] not in always] == []
     assert ("build", "sh4", "") in rerun and ("boot", "sh4", "") in rerun
     second = RunRecord.load(run.run_dir / "results.json")
@@ -166,9 +166,9 @@ def test_a_half_written_step_record_is_redone_not_trusted(tmp_path):
 
 
 def test_a_truncated_base_cache_entry_is_rebuilt_not_trusted(tmp_path):
-    from pipeline.run import baseline
+    from pipeline.run import reuse
 
-    path = baseline.cache_path(tmp_path, "k1")
+    path = reuse.cache_path(tmp_path, "k1")
     path.parent.mkdir(parents=True)
     path.write_text('{"run_id": "r", "stages": [{"stage": "build", "ar')
-    assert baseline.load(tmp_path, "k1") is None
+    assert reuse.load(tmp_path, "k1") is None

@@ -25,6 +25,7 @@ import pytest
 
 from pipeline.infra.context import cache_root
 from pipeline.model import config
+from pipeline.run import reuse
 
 pytestmark = pytest.mark.real
 REPO = Path(__file__).resolve().parent.parent
@@ -183,7 +184,7 @@ def warm(need_docker_module) -> str:
         record = json.loads((run_dir_of(results) / "results.json").read_text())
     finally:
         shutil.rmtree(results, ignore_errors=True)
-    keys = [s["artifacts"]["key"] for s in record["stages"] if s["stage"] == "baseline"]
+    keys = [s["artifacts"]["key"] for s in record["stages"] if s["stage"] == "reuse" and s["role"] == "base"]
     assert len(keys) == 1, keys
     return keys[0]
 
@@ -340,14 +341,14 @@ def test_concurrent_runs_and_a_killed_run(warm, tmp_path, reliability):
 def test_a_truncated_base_cache_entry_is_redone(warm, tmp_path, reliability):
     with reliability("a truncated base-results cache entry (a JSON cut in half)") as row:
         # the entry this run will look up (others, e.g. of tests with lowered limits, may be newer)
-        entry = cache_root() / "baselines" / f"{warm}.json"
+        entry = reuse.cache_path(cache_root(), warm)
         assert entry.exists(), f"no base results cached under {warm}"
         text = entry.read_text()
         entry.write_text(text[: len(text) // 2])
         results = tmp_path / "results"
         proc = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(results))
         assert proc.returncode == 0, proc.stdout[-3000:]
-        assert "cached base results are unreadable" in proc.stdout, proc.stdout[-3000:]
+        assert "the cached results are unreadable" in proc.stdout, proc.stdout[-3000:]
         json.loads(entry.read_text())  # written again, whole
         row["did"] = "not trusted: the base lane was built and booted again, the entry rewritten whole; exit 0"
         row["exit"], row["kept"], row["resume"] = 0, "-", "not needed"

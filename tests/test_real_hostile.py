@@ -32,7 +32,7 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 # the series' own directories, and what kseries itself (not the build) writes for any run: git objects
 # and worktree records of its apply, locks, step, base and config-derivation records, the mail cache,
 # the KVM probe (not the shared suite builds: like the shared ccache, only the base's builds write them)
-OWN = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "baselines",
+OWN = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "lanes",
        "derived", "mail", "kvm-probe.json", "tmp")
 
 

@@ -128,7 +128,7 @@ def test_second_run_does_not_rebuild(ci_runs):
     facts = next(s["facts"] for s in record["stages"] if s["stage"] == "build" and s["role"] == "series")
     assert "reusing the base results cached under" in second.stdout
     base_build = next(s for s in record["stages"] if s["stage"] == "build" and s["role"] == "base")
-    assert base_build["reused"].startswith("baseline cache")
+    assert base_build["reused"].startswith("lane cache")
     log = (run_dir / "x86_64" / "build.log").read_text()
     compiled = [l for l in log.splitlines() if l.startswith("  CC ")]
     assert compiled == [], f"a rerun with nothing changed recompiled: {compiled[:5]}"
@@ -273,7 +273,7 @@ def unused_variable_patch(repo: Path, commit: str, path: str, function: str, ind
 def test_reordered_series_breaks_bisection_and_a_new_warning_is_attributed(ci_runs, tmp_path):
     """Real per-patch builds of a test-only series: the removal first, then its callers'
     conversions, then a patch that adds one unused variable. The base is the seed's, so
-    its results come from the baseline cache."""
+    its results come from the lane cache."""
     base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
                               config.load_series("page_mapped"))
     mails = [renumber(SEED_PATCHES[k].read_text(), f"{i}/4") for i, k in enumerate((2, 0, 1), 1)]
@@ -405,31 +405,38 @@ def test_config_derivation_compiles_a_file_the_lean_config_leaves_out(ci_runs, t
     assert "test_hexdump: all" in (run_dir / "x86_64" / "console.log").read_text()  # built in, it ran at boot
 
 
+def edited_series(repo: Path, commit: str, path: str, edits: list, subjects: list[str]) -> list[str]:
+    """Real patch mails k/n to one real file: edit k (text -> text) applied to the text after
+    patch k-1; every edit must change the file."""
+    import difflib
+
+    texts = [subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                            check=True).stdout]
+    for edit in edits:
+        texts.append(edit(texts[-1]))
+        assert texts[-1] != texts[-2], f"edit {len(texts) - 1} changed nothing in {path}"
+    mails = []
+    for i, subject in enumerate(subjects, 1):
+        diff = "".join(difflib.unified_diff(texts[i - 1].splitlines(keepends=True),
+                                            texts[i].splitlines(keepends=True), f"a/{path}", f"b/{path}"))
+        mails.append(f"From: Test <t@example.org>\nSubject: [PATCH {i}/{len(subjects)}] {subject}\n\n"
+                     f"A test patch.\n\nSigned-off-by: Test <t@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
+    return mails
+
+
 def arena_series(repo: Path, commit: str) -> list[str]:
     """Three real patches to kernel/bpf/arena.c: 1/3 prints a WARNING whenever an arena is made
     (a new splat), 2/3 makes every allocation of two pages or more fail (verifier_arena's
     multi-page subtests regress), 3/3 only adds a comment."""
-    import difflib
-
-    path = "kernel/bpf/arena.c"
-    v0 = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
-                        check=True).stdout
     head = "static struct bpf_map *arena_map_alloc(union bpf_attr *attr)\n{\n"
-    v1 = v0.replace(head + "\tstruct vm_struct *kern_vm;\n",
-                    head + "\tstruct vm_struct *kern_vm;\n\n\tWARN_ONCE(1, \"kseries test: a splat from patch 1\\n\");\n", 1)
-    v2 = v1.replace("\tif (page_cnt > page_cnt_max)\n\t\treturn 0;\n",
-                    "\tif (page_cnt > page_cnt_max || page_cnt > 1)\n\t\treturn 0;\n", 1)
-    v3 = v2.replace(head, "/* an arena map: its pages are allocated on demand */\n" + head, 1)
-    assert v0 != v1 != v2 != v3
-    subjects = ["bpf: arena: warn when an arena is made", "bpf: arena: allocate one page at a time",
-                "bpf: arena: document arena_map_alloc"]
-    mails = []
-    for i, (old, new) in enumerate(((v0, v1), (v1, v2), (v2, v3)), 1):
-        diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                            f"a/{path}", f"b/{path}"))
-        mails.append(f"From: Test <t@example.org>\nSubject: [PATCH {i}/3] {subjects[i - 1]}\n\n"
-                     f"A test patch.\n\nSigned-off-by: Test <t@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
-    return mails
+    return edited_series(repo, commit, "kernel/bpf/arena.c", [
+        lambda t: t.replace(head + "\tstruct vm_struct *kern_vm;\n", head + "\tstruct vm_struct *kern_vm;\n\n"
+                            "\tWARN_ONCE(1, \"kseries test: a splat from patch 1\\n\");\n", 1),
+        lambda t: t.replace("\tif (page_cnt > page_cnt_max)\n\t\treturn 0;\n",
+                            "\tif (page_cnt > page_cnt_max || page_cnt > 1)\n\t\treturn 0;\n", 1),
+        lambda t: t.replace(head, "/* an arena map: its pages are allocated on demand */\n" + head, 1)],
+        ["bpf: arena: warn when an arena is made", "bpf: arena: allocate one page at a time",
+         "bpf: arena: document arena_map_alloc"])
 
 
 def test_a_regression_and_a_splat_are_bisected_to_their_patches(ci_runs, tmp_path):
@@ -458,3 +465,82 @@ def test_a_regression_and_a_splat_are_bisected_to_their_patches(ci_runs, tmp_pat
     assert "VERDICT: the series is blamed" in summary and "introduced by patch 2/3" in record["verdict"]
     assert "[introduced by patch 1/3 'bpf: arena: warn when an arena is made']" in record["verdict"]  # the splat
     assert (run_dir / "x86_64" / "bisect-x86_64" / "console-patch1.log").is_file()
+
+
+def test_a_broken_tip_counts_no_regression_and_an_objtool_warning_is_attributed(ci_runs, tmp_path):
+    """Real per-patch builds of a 3-patch series to mm/util.c: 1/3 calls a function with user
+    access enabled (objtool's uaccess check warns on mm/util.o; the compiler is silent), 2/3
+    breaks the build, 3/3 only adds a comment. The warning is 1/3's, the error 2/3's, 3/3 is
+    "still broken since patch 2/3", and the tests that could not run on the broken tip are
+    "not run", never regressions: the headline counts none."""
+    base = source.ensure_base(Context(tmp_path / "run", cache_root(), Runner(tmp_path / "c.log"), Progress()),
+                              config.load_series("page_mapped"))
+    anchor = "void kfree_const(const void *x)\n"
+    helpers = ("static noinline void kseries_helper(void)\n{\n\tbarrier();\n}\n\n"
+               "static __used void kseries_user_access(void)\n{\n\t__uaccess_begin();\n"
+               "\tkseries_helper();\n\t__uaccess_end();\n}\n\n")
+    mails = edited_series(base.repo, base.commit, "mm/util.c", [
+        lambda t: t.replace(anchor, helpers + anchor, 1),
+        lambda t: t.replace(anchor, "int kseries_broken(void);\nint kseries_broken(void)\n{\n"
+                            "\treturn kseries_undeclared;\n}\n\n" + anchor, 1),
+        lambda t: t.replace(anchor, "/* a harmless comment */\n" + anchor, 1)],
+        ["mm: call a helper with user access enabled", "mm: break the build", "mm: add a comment"])
+    proc, results = run_test_series(tmp_path, "objtool_break", mails)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    suites = cases_by_suite(results / "latest" / "junit.xml")
+    steps = {n: (s, c.result[0].message if c.result else "") for n, s, c in suites["per-patch"]}
+    assert steps["x86_64: patch 1/3: build"][0] == "PASS", steps
+    status, message = steps["x86_64: patch 1/3: warnings"]
+    assert status == "Failure" and "patch 1/3 adds 1 warning(s) on x86_64: mm/util.o: warning: objtool:" in message, steps
+    assert "call to kseries_helper() with UACCESS enabled" in message, message
+    status, message = steps["x86_64: patch 2/3: build"]
+    assert status == "Failure" and "patch 2/3 breaks the build on x86_64" in message and "kseries_undeclared" in message
+    status, message = steps["x86_64: patch 3/3: build"]
+    assert status == "Failure" and message.startswith("still broken since patch 2/3 on x86_64"), message
+    run_dir = (results / "latest").resolve()
+    record = json.loads((run_dir / "results.json").read_text())
+    assert not [v for v in record["verdicts"] if v["kind"] in ("regression", "gone")], record["verdicts"]
+    unrun = [v for v in record["verdicts"] if v["kind"] == "not-run"]
+    assert {v["suite"] for v in unrun} == {"nolibc", "bpf_arena"}, record["verdicts"]
+    assert {v["excerpt"] for v in unrun} == {"not run: the x86_64 build fails since patch 2/3"}
+    assert {v["kind"] for v in record["verdicts"]} <= {"not-run", "skipped"}  # base SKIPs stay skipped
+    headline = proc.stdout.split("VERDICT:")[1].splitlines()[0]
+    assert "patch 2/3 breaks the build on x86_64" in headline and "kseries_undeclared" in headline, headline
+    assert "regression" not in headline, headline
+
+
+def test_a_reworded_v2_takes_the_tested_results_and_rerun_tests_runs_them_again(ci_runs, tmp_path):
+    """The seed series again with every changelog reworded, as a v2 under another name: its tip and
+    every per-patch tree are the seed's, so nothing is built, booted or tested again; the report
+    names its own subjects and the run the results came from. --rerun-tests then boots and tests."""
+    import re
+    import time
+
+    first, first_dir, _, _ = ci_runs
+    assert first.returncode == 0, first.stdout[-3000:]
+    mails = [re.sub(r"\n\n", "\n\nReworded for v2: the code is unchanged.\n\n", p.read_text(), count=1)
+             .replace("[PATCH ", "[PATCH v2 ", 1) for p in SEED_PATCHES]
+    start = time.monotonic()
+    proc, results = run_test_series(tmp_path, "reworded", mails)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    run_dir = (results / "latest").resolve()
+    record = json.loads((run_dir / "results.json").read_text())
+    by = {(s["stage"], s["role"], s["suite"]): s for s in record["stages"]}
+    for stage in ("build", "boot", "check", ("suite", "nolibc"), ("suite", "bpf_arena")):
+        name, suite = stage if isinstance(stage, tuple) else (stage, "")
+        assert by[(name, "series", suite)]["reused"].startswith("lane cache"), by[(name, "series", suite)]
+    assert "was built, booted and tested on the same base" in by[("reuse", "series", "")]["message"]
+    assert by[("steps", "series", "")]["facts"]["built"] == 0  # every state's record is the seed's
+    assert "patch 3/3: mm: remove page_mapped()" in [c["test"] for c in by[("apply", "series", "")]["cases"]]
+    assert (run_dir / "x86_64" / "console.log").is_file() and (run_dir / "x86_64" / "bzImage").is_file()
+    assert "VERDICT: no regressions" in proc.stdout
+    print(f"reworded v2: {seconds:.0f} s")
+    assert seconds < 120, f"a reworded v2 took {seconds:.0f} s"
+
+    proc, results = run_test_series(tmp_path, "reworded", mails, extra=("--rerun-tests",))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    again = json.loads(((results / "latest").resolve() / "results.json").read_text())
+    boots = [s for s in again["stages"] if s["stage"] == "boot"]
+    assert boots and all(s["reused"] == "" and s["status"] == "PASS" for s in boots), boots  # both lanes booted
+    assert again["provenance"]["earlier test results"] == "not taken (--rerun-tests)"

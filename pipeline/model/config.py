@@ -1,7 +1,7 @@
 """configs/ loaded once into frozen, strict models.
 
-Unknown keys and missing required keys are user errors naming the file and key,
-so a typo in YAML never silently changes behaviour.
+Unknown keys and missing required keys are user errors naming the file and key, so a
+typo in YAML never silently changes behaviour.
 """
 
 from __future__ import annotations
@@ -121,8 +121,7 @@ class OfflineBase:
     package: str
     suite: str
     mirror: str = "http://deb.debian.org/debian"
-    # patches it already carries (a dir relative to the series YAML), reverse-applied to give the base
-    reverse_patches: str = ""
+    reverse_patches: str = ""  # patches it already carries (a dir beside the series YAML), reverse-applied
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,7 @@ class SeriesConfig:
     lore_url: str = "https://lore.kernel.org/all"
     checkpatch: Checkpatch = Checkpatch()
     derive: bool = True  # enable what changed files need when a lane's config does not build them (stages/derive.py)
+    rerun_tests: bool = False  # boot and test every lane afresh, taking no cached results (run/reuse.py)
     path: Path = Path()
 
     @property

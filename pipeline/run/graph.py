@@ -19,7 +19,7 @@ from typing import Callable
 
 from pipeline.model.lane import Role
 from pipeline.model.results import Status
-from pipeline.run import baseline
+from pipeline.run import reuse
 from pipeline.stages import (apply, bisect, boot, build, check, checkpatch, coverage, derive, per_patch, source,
                              suites, symbols, userspace)
 from pipeline.stages.interface import Outcome, Work
@@ -61,7 +61,7 @@ GRAPH: tuple[Node, ...] = (
     Node("checkpatch", checkpatch.stage, (Need("apply", RAN),), scope="shared",
          key=lambda w: repr(w.spec.checkpatch)),
     Node("derive", derive.stage, (APPLIED,), reported=False),
-    Node("baseline", baseline.stage, (APPLIED,), roles=(Role.BASE,), reported=False),
+    Node("reuse", reuse.stage, (APPLIED,), reported=False),
     Node("checkout", apply.checkout, (APPLIED,), roles=(Role.BASE,), reported=False),
     Node("steps", per_patch.steps, (APPLIED,), roles=(Role.SERIES,), reported=False),
     Node("build", build.stage, (APPLIED, Need("checkout", why="the base could not be checked out")),

@@ -26,7 +26,7 @@ from pipeline.infra.runner import CommandFailed
 from pipeline.model import config
 from pipeline.model.lane import Lane, Role
 from pipeline.model.results import Case, StageResult, Status
-from pipeline.run import baseline
+from pipeline.run import reuse
 from pipeline.run.graph import GRAPH, Node, digest
 from pipeline.stages import suites
 from pipeline.stages.interface import Outcome, Work
@@ -100,7 +100,7 @@ class Loop:
                     future.cancel()
         if self.interrupted.is_set():
             for lane in [None, *lanes, "final"]:
-                if isinstance(lane, Lane) and lane.name in self.adopted:
+                if isinstance(lane, Lane) and lane.is_base and lane.name in self.adopted:
                     continue
                 for task in (tasks(None, self.spec, "final") if lane == "final" else tasks(lane, self.spec)):
                     if task.ident not in self.results:
@@ -109,14 +109,16 @@ class Loop:
     def guest(self, lane: Lane, mine: list[Task]) -> None:
         for task in mine:
             self.execute(task)
-        if lane.is_base and lane.name not in self.adopted:
-            found = self.find("baseline", lane.arch.name, Role.BASE)
-            if found is not None and found.artifacts.get("key"):
-                try:
-                    baseline.save(self.ctx.cache, found.artifacts["key"], self.lane_results(lane),
-                                  self.record.run_id)
-                except OSError as exc:  # a cache that cannot be written costs time later, not this run
-                    self.ctx.progress.say("baseline", lane.name, f"base results not cached: {exc}")
+        found = self.find("reuse", lane.arch.name, lane.role)
+        if lane.name in self.adopted or found is None or not found.artifacts.get("key") or self.interrupted.is_set():
+            return
+        try:
+            files = reuse.files(lane.dir, Path(lane.arch.kernel.image_path).name)
+            if reuse.save(self.ctx.cache, found.artifacts["key"], reuse.kept(lane.role, self.lane_results(lane)),
+                          self.record.run_id, tuple(files)):
+                self.ctx.progress.say("reuse", lane.name, f"results kept under {found.artifacts['key']}")
+        except OSError as exc:  # a cache that cannot be written costs time later, not this run
+            self.ctx.progress.say("reuse", lane.name, f"results not cached: {exc}")
 
     # ---- one stage -----------------------------------------------------------
     def execute(self, task: Task) -> None:
@@ -126,8 +128,9 @@ class Loop:
         if lane is not None and lane.name in self.adopted:
             taken = self.adopted[lane.name].get(task.ident)
             if taken is not None:
-                self.keep(replace(taken, role=lane.role))
-            return
+                return self.keep(replace(taken, role=lane.role))
+            if lane.is_base:  # a base lane taken over whole: nothing of it runs
+                return
         why = self.blocked(task)
         if why:
             return self.skip(task, why)

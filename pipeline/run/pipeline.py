@@ -148,6 +148,8 @@ class Run:
                            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            provenance={"patches": got.source, "base-git": spec.base.git_url,
                                        "config derivation": "on" if spec.derive else "off",
+                                       "earlier test results": "not taken (--rerun-tests)" if spec.rerun_tests
+                                       else "taken where every input is the same",
                                        **{f"chosen {k}": v for k, v in (got.chosen or {}).items()}})
         return cls(spec, arches, run_dir, record, series.patches, progress)
 
@@ -168,6 +170,8 @@ class Run:
             spec = config.load_series(record.series)
         if record.provenance.get("config derivation") == "off":  # as the run was started (--no-derive)
             spec = dataclasses.replace(spec, derive=False)
+        if record.provenance.get("earlier test results", "").startswith("not taken"):  # --rerun-tests
+            spec = dataclasses.replace(spec, rerun_tests=True)
         arches = [config.resolve_arch(a) for a in record.arches]
         previous = {(s.stage, s.arch, s.role, s.suite): s for s in record.stages}
         record.stages, record.verdicts, record.interrupted, record.exit_code, record.error = [], [], "", None, ""

@@ -63,9 +63,22 @@ def judge(record: RunRecord, spec, arches: list) -> None:
         return
     running = {(a.name, s.name) for a in arches for s in suites.selected(spec, a)[0]}
     hung = {(s.arch, s.suite, s.role) for s in record.stages if s.stage == "suite" and s.facts.get("hung")}
-    unrun = {(s.arch, s.suite): s.message for s in record.stages
+    unrun = {(s.arch, s.suite): broken_since(record, s.arch) or s.message for s in record.stages
              if s.stage == "suite" and s.role is Role.SERIES and s.blocked}
     record.verdicts = [attribute(v, record) for v in compare(record.cases, running, hung, unrun)]
+
+
+def broken_since(record: RunRecord, arch: str) -> str:
+    """Why a series lane whose tip does not build ran no test: the patch its build broke at."""
+    build = record.find("build", arch, Role.SERIES)
+    if build is None or build.status != Status.FAIL:
+        return ""
+    steps = sorted((c for c in record.cases if c.stage == "per-patch" and c.test == "build" and c.arch == arch
+                    and c.role is Role.SERIES), key=lambda c: c.patch)
+    if not steps or steps[-1].status != Status.FAIL:
+        return f"not run: the {arch} build of the series failed"
+    last = steps[-1]
+    return f"not run: the {arch} build fails since patch {last.since or last.patch}/{last.patches}"
 
 
 def attribute(v: Verdict, record: RunRecord) -> Verdict:

@@ -18,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from pipeline.infra.errors import InfraError
 from pipeline.model.lane import Role
 from pipeline.model.results import Status
 from pipeline.run import verdict
@@ -203,5 +204,9 @@ class Probe:
         self.dir.mkdir(parents=True, exist_ok=True)
         chosen = self._suites()
         made = work.need("userspace").artifacts
+        gone = [s.name for s in chosen if not Path(made[s.name]).exists()]
+        if gone:  # the tip's results were taken over from a run whose suite builds were deleted since
+            raise InfraError(f"cannot bisect on {work.arch.name}: the build of {', '.join(gone)} that the tip's "
+                             "results came from is gone; rerun with --rerun-tests to build and boot afresh")
         return cpio.build(work.ctx, work.image(work.arch.toolchain), work.src, work.arch, self.dir,
                           [Path(made[s.name]) for s in chosen], suites.manifest(chosen, work.arch))

@@ -1,11 +1,11 @@
-"""The verdict against the base, test by test, and the baseline cache key."""
+"""The verdict against the base, test by test, and the lane results cache (run/reuse.py)."""
 
 import dataclasses
 
 from pipeline.model import config
 from pipeline.model.lane import Role
 from pipeline.model.results import Case, Kind, StageResult, Status
-from pipeline.run import baseline, verdict
+from pipeline.run import reuse, verdict
 
 BASE, SERIES = Role.BASE, Role.SERIES
 
@@ -33,24 +33,35 @@ def test_every_transition_gets_its_kind():
 def test_key_changes_with_what_decides_the_results(tmp_path, monkeypatch):
     spec = config.load_series("page_mapped")
     x86 = config.resolve_arch("x86_64")
-    k = baseline.key(spec, x86, "a" * 40, "kseries/toolchain:1")
-    assert k == baseline.key(spec, x86, "a" * 40, "kseries/toolchain:1")
-    assert k != baseline.key(spec, x86, "b" * 40, "kseries/toolchain:1")
-    assert k != baseline.key(spec, x86, "a" * 40, "kseries/toolchain:2")
-    assert k != baseline.key(spec, config.resolve_arch("arm64"), "a" * 40, "kseries/toolchain:1")
+    images = ("kseries/toolchain:1", "kseries/qemu:1")
+    k = reuse.key(spec, x86, "a" * 40, images)
+    assert k == reuse.key(spec, x86, "a" * 40, images)
+    assert k != reuse.key(spec, x86, "b" * 40, images)
+    assert k != reuse.key(spec, x86, "a" * 40, ("kseries/toolchain:2", "kseries/qemu:1"))
+    assert k != reuse.key(spec, x86, "a" * 40, ("kseries/toolchain:1", "kseries/qemu:2"))
+    assert k != reuse.key(spec, config.resolve_arch("arm64"), "a" * 40, images)
     fewer = dataclasses.replace(spec, tests=("boot",))
-    assert k != baseline.key(fewer, x86, "a" * 40, "kseries/toolchain:1")
+    assert k != reuse.key(fewer, x86, "a" * 40, images)
+    # what a run asks for, not what decides the results: a rerun of the tests keeps the same key
+    assert k == reuse.key(dataclasses.replace(spec, rerun_tests=True), x86, "a" * 40, images)
 
 
-def test_cache_round_trip_keeps_only_clean_baselines(tmp_path):
+def test_cache_round_trip_keeps_only_clean_lanes_and_a_series_lane_only_its_tip(tmp_path):
     good = [StageResult("build", "x86_64", BASE, Status.PASS, 1.0, "ok",
                         cases=[Case("build", "bzImage", Status.PASS, arch="x86_64", role=BASE)])]
-    baseline.save(tmp_path, "k1", good, "run-1")
-    back = baseline.load(tmp_path, "k1")
+    assert reuse.save(tmp_path, "k1", good, "run-1")
+    run_id, back = reuse.load(tmp_path, "k1")
+    assert run_id == "run-1"
     assert back[0].cases[0].status == Status.PASS and back[0].stage == "build" and back[0].role is BASE
     bad = good + [StageResult("boot", "x86_64", BASE, Status.ERROR, 1.0, "qemu died")]
-    baseline.save(tmp_path, "k2", bad, "run-2")
-    assert baseline.load(tmp_path, "k2") is None
+    assert not reuse.save(tmp_path, "k2", bad, "run-2")
+    assert reuse.load(tmp_path, "k2") is None
+    lane = [StageResult(name, "x86_64", SERIES, Status.PASS, 1.0, "") for name in
+            ("steps", "build", "per-patch", "userspace", "initramfs", "boot", "check", "suite", "bisect")]
+    assert [r.stage for r in reuse.kept(SERIES, lane)] == ["build", "userspace", "initramfs", "boot", "check", "suite"]
+    assert reuse.kept(BASE, lane) == lane
+    unbooted = [StageResult("boot", "x86_64", SERIES, Status.SKIP, 0.0, "the build failed", blocked=True)]
+    assert not reuse.save(tmp_path, "k3", unbooted, "run-3")  # nothing ran: nothing to take over
 
 
 def test_a_test_the_hung_series_never_reached_is_a_regression_only_if_the_base_finished_it():
@@ -113,3 +124,24 @@ def test_a_build_error_is_blamed_on_the_patch_that_introduced_it_only():
     rec = RunRecord("r", "s", "t", ["sh4"], "now")
     rec.stages = [StageResult("per-patch", "sh4", SERIES, Status.FAIL, 0, cases=built)]
     assert len(policy.own_failures(rec)) == 2  # patch 2/3 is not blamed again
+
+
+def test_tests_a_broken_tip_could_not_run_name_the_patch_the_build_broke_at():
+    from pipeline.model.results import RunRecord
+
+    record = RunRecord("r", "s", "t", ["sh4"], "now")
+    steps = [Case("per-patch", "build", Status.FAIL, arch="sh4", role=SERIES, patch=1, patches=3),
+             Case("per-patch", "build", Status.FAIL, arch="sh4", role=SERIES, patch=2, patches=3, since=1),
+             Case("per-patch", "build", Status.FAIL, arch="sh4", role=SERIES, patch=3, patches=3, since=1)]
+    record.stages = [
+        StageResult("build", "sh4", SERIES, Status.FAIL, 1.0, "make exited 2"),
+        StageResult("per-patch", "sh4", SERIES, Status.FAIL, 0.0, "", cases=steps),
+        StageResult("suite", "sh4", BASE, Status.PASS, 1.0, "", suite="t",
+                    cases=[Case("suite", "a", Status.PASS, arch="sh4", role=BASE, suite="t")]),
+        StageResult("suite", "sh4", SERIES, Status.SKIP, 0.0, "the sh4 kernel build did not pass", suite="t",
+                    blocked=True)]
+    assert verdict.broken_since(record, "sh4") == "not run: the sh4 build fails since patch 1/3"
+    assert verdict.broken_since(record, "x86_64") == ""
+    cases = record.cases
+    got = verdict.compare(cases, {("sh4", "t")}, unrun={("sh4", "t"): verdict.broken_since(record, "sh4")})
+    assert [(v.kind, v.excerpt) for v in got] == [(Kind.NOT_RUN, "not run: the sh4 build fails since patch 1/3")]
