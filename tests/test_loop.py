@@ -172,3 +172,15 @@ def test_a_truncated_base_cache_entry_is_rebuilt_not_trusted(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text('{"run_id": "r", "stages": [{"stage": "build", "ar')
     assert reuse.load(tmp_path, "k1") is None
+
+
+def test_each_arch_s_verdict_is_said_when_its_lanes_are_done(tmp_path, monkeypatch):
+    Fakes(monkeypatch)
+    run = new_run(tmp_path)
+    assert run.run() == 0
+    said = run.ctx.progress.stream.getvalue().splitlines()
+    early = [i for i, line in enumerate(said) if "] verdict " in line]
+    assert [said[i].split()[2] for i in early] == ["x86_64", "sh4"], said
+    assert all("(this arch; the run's verdict follows)" in said[i] for i in early)
+    sh4_suites = [i for i, line in enumerate(said) if line.split()[1:2] == ["suite"] and line.split()[3] == "sh4"]
+    assert sh4_suites and early[0] < min(sh4_suites)  # one guest thread: x86_64's verdict before sh4 is tested

@@ -109,6 +109,8 @@ class Loop:
     def guest(self, lane: Lane, mine: list[Task]) -> None:
         for task in mine:
             self.execute(task)
+        if not lane.is_base and len(self.arches) > 1 and not self.interrupted.is_set():
+            self.early(lane)
         found = self.find("reuse", lane.arch.name, lane.role)
         if lane.name in self.adopted or found is None or not found.artifacts.get("key") or self.interrupted.is_set():
             return
@@ -119,6 +121,17 @@ class Loop:
                 self.ctx.progress.say("reuse", lane.name, f"results kept under {found.artifacts['key']}")
         except OSError as exc:  # a cache that cannot be written costs time later, not this run
             self.ctx.progress.say("reuse", lane.name, f"results not cached: {exc}")
+
+    def early(self, lane: Lane) -> None:
+        """An arch's verdict the moment its lanes are done, while the next arch still builds or boots."""
+        from pipeline.run import policy, verdict
+
+        with self.lock:
+            part = replace(self.record, stages=[s for s in self.record.stages if s.arch in ("", lane.arch.name)],
+                           verdicts=[])
+        verdict.judge(part, self.spec, [lane.arch])
+        policy.decide(part)
+        self.ctx.progress.say("verdict", lane.arch.name, f"{part.verdict} (this arch; the run's verdict follows)")
 
     # ---- one stage -----------------------------------------------------------
     def execute(self, task: Task) -> None:
