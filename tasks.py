@@ -76,10 +76,10 @@ def test(c, fast=False, k=""):
     c.run("python3 -m pytest -v -rs " + " ".join(f"'{a}'" for a in args), pty=False)
 
 
-@task(help={"arch": "architecture (default x86_64)", "series": "series name"})
-def bench(c, arch="x86_64", series="page_mapped"):
-    """Measure kernel build times: from scratch (empty O= and ccache) and with nothing changed."""
-    c.run(f"python3 -m ci.bench --arch {arch} --series {series}", pty=False)
+@task(help={"arch": "architecture (default x86_64)", "cold": "also a run from an empty cache (long: a full build)"})
+def bench(c, arch="x86_64", cold=False):
+    """Time to verdict as ratios (warm rerun, reworded v2, a new series, by hand): writes docs/PERFORMANCE.md."""
+    c.run(f"python3 -m ci.bench --arch {arch}" + (" --cold" if cold else ""), pty=False)
 
 
 @task

@@ -1,70 +1,173 @@
-"""Build-time benchmark: a kernel from scratch (empty O= and ccache) vs. a rerun
-with nothing changed vs. a rerun after one .c file changed. Prints figures.
+"""Time to verdict, as ratios: `invoke bench` writes docs/PERFORMANCE.md.
 
-    python3 -m ci.bench --arch x86_64 --series page_mapped
+On one machine, in one go, each scenario an `invoke ci` as a user types it:
+
+- prime: the seed series (whatever the cache holds: it makes the next ones warm);
+- warm rerun: the same again (every lane's results are taken over: run/reuse.py);
+- reworded v2: the seed's patches with every changelog reworded, as another
+  series: identical code, so identical trees; the ratio to the warm rerun;
+- new series on the cached base: one patch to kernel/bpf/arena.c, new each
+  time: builds (incremental) and boots per arch are counted;
+- by hand: every container command the new series' run started (config, make,
+  cpio, QEMU, checkpatch), replayed in sequence with `docker run` after making
+  make's work the same again; the pipeline's wall time over it is its overhead;
+- cold (--cold): the seed series with an empty cache (sources shared).
+
+    python3 -m ci.bench --arch x86_64 [--cold] [--output docs/PERFORMANCE.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pipeline.stages import apply, build, source
+from pipeline.infra.context import cache_root
 from pipeline.model import config
-from pipeline.intake import sources as intake
-from pipeline.infra.context import Context, cache_root
-from pipeline.infra.progress import Progress
-from pipeline.infra.runner import Runner
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = "page_mapped"
+
+
+class Scenario:
+    def __init__(self, label: str, seconds: float, run_dir: Path, code: int):
+        self.label, self.seconds, self.run_dir, self.code = label, seconds, run_dir, code
+        self.record = json.loads((run_dir / "results.json").read_text())
+
+    def stages(self) -> dict[str, float]:
+        """Seconds per stage as this run spent them (a stage taken from a cache costs 0)."""
+        out: dict[str, float] = {}
+        for s in self.record["stages"]:
+            name = ("base " if s["role"] == "base" else "") + s["stage"]
+            out[name] = out.get(name, 0.0) + (0.0 if s["reused"] else s["seconds"])
+        return out
+
+    def builds(self) -> int:
+        """make runs per the record: the per-patch states built and a tip build not taken over."""
+        n = 0
+        for s in self.record["stages"]:
+            if s["role"] == "series" and s["stage"] == "steps":
+                n += s["facts"].get("built", 0)
+            if s["stage"] == "build" and not s["reused"] and s["status"] in ("PASS", "FAIL"):
+                n += 1
+        return n
+
+    def boots(self) -> int:
+        n = sum(1 for s in self.record["stages"] if s["stage"] in ("boot", "boot-retry")
+                and not s["reused"] and s["status"] in ("PASS", "FAIL"))
+        return n + sum(s["facts"].get("boots", 0) for s in self.record["stages"] if s["stage"] == "bisect")
+
+
+def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, extra: tuple = ()) -> Scenario:
+    results = work / "results" / re.sub(r"\W+", "-", label)
+    argv = [sys.executable, "-m", "invoke", "ci", "--series", series, "--arch", arch, "--results", str(results),
+            *extra]
+    print(f"bench: {label}: {shlex.join(argv[2:])}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    seconds = time.monotonic() - start
+    run_dir = (results / "latest").resolve()
+    print(f"bench: {label}: {seconds:.0f} s, exit {proc.returncode}", flush=True)
+    return Scenario(label, seconds, run_dir, proc.returncode)
+
+
+def test_series(work: Path, name: str, mails: list[str]) -> dict:
+    """A copy of configs/ with one more series: the seed's YAML (base, arches, tests) and these mails."""
+    configs = work / "configs"
+    if not configs.exists():
+        shutil.copytree(REPO / "configs", configs)
+    shutil.rmtree(configs / "series" / name, ignore_errors=True)
+    (configs / "series" / name).mkdir()
+    for i, text in enumerate(mails, 1):
+        (configs / "series" / name / f"{i:04d}.patch").write_text(text)
+    yaml = (REPO / "configs" / "series" / f"{SEED}.yaml").read_text()
+    (configs / "series" / f"{name}.yaml").write_text(
+        yaml.replace(f"name: {SEED}", f"name: {name}").replace(f"patches: {SEED}", f"patches: {name}")
+        .replace(config.load_series(SEED).message_id, f"{name}@kseries.bench"))
+    return {"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"}
+
+
+def reworded() -> list[str]:
+    return [re.sub(r"\n\n", "\n\nReworded for v2; the code is unchanged.\n\n", p.read_text(), count=1)
+            .replace("[PATCH ", "[PATCH v2 ", 1) for p in sorted((config.load_series(SEED).patch_dir).glob("*.patch"))]
+
+
+def arena_patch(repo: Path, commit: str) -> str:
+    """One real patch to kernel/bpf/arena.c, different each time: a comment line at its end."""
+    import difflib
+
+    path = "kernel/bpf/arena.c"
+    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                         check=True).stdout.splitlines(keepends=True)
+    new = old + [f"/* kseries bench {time.strftime('%Y%m%d-%H%M%S')} */\n"]
+    diff = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
+    return (f"From: Bench <b@example.org>\nSubject: [PATCH] bpf: arena: a note\n\nA benchmark patch.\n\n"
+            f"Signed-off-by: Bench <b@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
+
+
+def by_hand(run: Scenario) -> tuple[float, int]:
+    """Replay every container command of the run, in order, after making make's work the same
+    again (the series' changed files newer than their objects). (seconds, commands)."""
+    lines = (run.run_dir / "commands.log").read_text().splitlines()
+    commands = [shlex.split(line.split(" $ ", 1)[1]) for line in lines if " $ docker run " in line]
+    worktree = next(s["artifacts"]["worktree"] for s in run.record["stages"] if s["stage"] == "apply")
+    base = next(s["artifacts"]["commit"] for s in run.record["stages"] if s["stage"] == "source")
+    changed = subprocess.run(["git", "-C", worktree, "diff", "--name-only", base, "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    for path in changed:
+        os.utime(Path(worktree) / path)
+    start = time.monotonic()
+    for argv in commands:
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start, len(commands)
+
+
+def cold(work: Path, arch: str) -> Scenario:
+    cache = work / "cold-cache"
+    cache.mkdir()
+    for shared in ("git", "downloads"):  # the sources are not what is measured
+        if (cache_root() / shared).exists():
+            os.symlink(cache_root() / shared, cache / shared)
+    return ci(f"cold {arch}", work, SEED, arch, env={"KSERIES_CACHE": str(cache)})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", default="x86_64")
-    parser.add_argument("--series", default="page_mapped")
+    parser.add_argument("--cold", action="store_true", help="also a run from an empty cache (long)")
+    parser.add_argument("--output", default=str(REPO / "docs" / "PERFORMANCE.md"))
     args = parser.parse_args()
-    spec = config.load_series(args.series)
-    arch = config.resolve_arch(args.arch)
-    real = cache_root()
+    from ci import bench_report
+    from pipeline.infra.context import Context
+    from pipeline.infra.progress import Progress
+    from pipeline.infra.runner import Runner
+    from pipeline.stages import source
+
     with tempfile.TemporaryDirectory(prefix="kseries-bench-", dir="/var/tmp") as tmp:
-        cache = Path(tmp) / "cache"
-        cache.mkdir()
-        real.mkdir(parents=True, exist_ok=True)
-        for shared in ("git", "downloads", "trees"):  # sources shared; build dirs and ccache cold
-            (real / shared).mkdir(exist_ok=True)
-            os.symlink(real / shared, cache / shared)
-        run = Path(tmp) / "run"
-        ctx = Context(run, cache, Runner(run / "commands.log"), Progress())
-        series = intake.obtain(intake.Request(), spec, run / "series").parsed.series
-        base = source.ensure_base(ctx, spec)
-        applied = apply.run(ctx, base.repo, spec.name, base.commit, series)
-        lane = run / arch.name
-        lane.mkdir(parents=True)
-        rows = []
-        for label in ("from scratch (empty O=, cold ccache)", "rerun, nothing changed"):
-            built = build.run(ctx, applied.worktree, arch, spec, lane)
-            rows.append((label, built))
-        victim = applied.worktree / series.files[-1].path
-        saved = victim.stat().st_mtime_ns
-        os.utime(victim)  # as if a patch had rewritten this file
-        try:
-            built = build.run(ctx, applied.worktree, arch, spec, lane)
-        finally:  # the shared worktree's other O= dirs need not notice
-            os.utime(victim, ns=(saved, saved))
-        rows.append((f"rerun after touching {series.files[-1].path}", built))
-        print(f"\nkseries bench: {arch.name} kernel ({arch.kernel.config_target} + "
-              f"{', '.join(arch.kernel.fragments + spec.fragments)}), {ctx.jobs} jobs")
-        for label, built in rows:
-            f = built.facts
-            print(f"  {label:<45} {built.case.seconds:7.1f} s  (config {f['config_seconds']} s, "
-                  f"make {f['make_seconds']} s, {f['kbuild_steps']} kbuild steps) {built.case.status.value}")
-        image = rows[0][1].facts.get("image_bytes")
-        if image:
-            print(f"  kernel image: {image / 1e6:.1f} MB")
-    return 0
+        work = Path(tmp)
+        runs = [ci("prime", work, SEED, args.arch)]
+        runs.append(ci("warm rerun", work, SEED, args.arch))
+        runs.append(ci("reworded v2", work, "bench_reworded", args.arch, env=test_series(work, "bench_reworded",
+                                                                                          reworded())))
+        ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
+        base = source.ensure_base(ctx, config.load_series(SEED))
+        env = test_series(work, "bench_arena", [arena_patch(base.repo, base.commit)])
+        runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
+        hand = by_hand(runs[-1])
+        if args.cold:
+            runs.append(cold(work, args.arch))
+        text = bench_report.render(runs, hand, args.arch)
+    Path(args.output).write_text(text)
+    print(text)
+    return 0 if all(r.code in (0, 1) for r in runs) else 1
 
 
 if __name__ == "__main__":

@@ -537,7 +537,7 @@ def test_a_reworded_v2_takes_the_tested_results_and_rerun_tests_runs_them_again(
         assert by[(name, "series", suite)]["reused"].startswith("lane cache"), by[(name, "series", suite)]
     assert "was built, booted and tested on the same base" in by[("reuse", "series", "")]["message"]
     assert by[("steps", "series", "")]["facts"]["built"] == 0  # every state's record is the seed's
-    assert "patch 3/3: mm: remove page_mapped()" in [c["test"] for c in by[("apply", "series", "")]["cases"]]
+    assert [c["test"] for c in by[("apply", "series", "")]["cases"]][2] == "mm: remove page_mapped()"
     assert (run_dir / "x86_64" / "console.log").is_file() and (run_dir / "x86_64" / "bzImage").is_file()
     assert "VERDICT: no regressions" in proc.stdout
     print(f"reworded v2: {seconds:.0f} s")
