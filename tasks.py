@@ -46,8 +46,8 @@ def _request(msgid, lore_url, mbox, git, range, patchwork, patchwork_url):
     "verbose": "end with every testcase (else: the stages, what did not pass, the verdict)",
     "derive": "enable in a derived config fragment what the changed files need to be compiled "
               "(default; --no-derive: the configs as the YAML has them)",
-    "rerun_tests": "boot and test every lane afresh, even one whose tree, config, images and suites were "
-                   "tested before (default: take those results over; a flakiness check runs them again)",
+    "rerun_tests": "build, boot and test the series' lanes afresh even when their tree, config, images and "
+                   "suites were tested before (default: take those results over); a flakiness check",
     **SOURCE_HELP,
 })
 def ci(c, series=None, arch=None, results="results", resume=None, verbose=False, derive=True, rerun_tests=False,

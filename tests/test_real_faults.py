@@ -73,8 +73,10 @@ class Watched:
 
 
 def page_mapped(results: Path, env: dict | None = None) -> Watched:
-    """The run a fault is tried on: page_mapped on x86_64, warm."""
-    return Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), env=env)
+    """The run a fault is tried on: page_mapped on x86_64, warm; --rerun-tests, so the series' lane
+    builds and boots for the fault to meet (its results are not taken from the lane cache)."""
+    return Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(results), "--rerun-tests",
+                   env=env)
 
 
 def ci(*args: str, env: dict | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -310,9 +312,9 @@ def test_build_killed_by_its_memory_limit(warm, tmp_path, reliability):
 def test_concurrent_runs_and_a_killed_run(warm, tmp_path, reliability):
     with reliability("two `invoke ci` at once on one cache; then a run killed with SIGKILL mid-build") as row:
         make_work(20)
-        first = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "a"))
+        first = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "a"), "--rerun-tests")
         first.wait_line(r"\] run +mm: remove")
-        second = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "b"))
+        second = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "b"), "--rerun-tests")
         waiting = second.wait_line(r"waiting for pid \d+")
         assert f"pid {first.proc.pid}" in waiting or "which holds" in waiting
         assert first.finish(1800) == 0, first.output[-3000:]
@@ -320,13 +322,13 @@ def test_concurrent_runs_and_a_killed_run(warm, tmp_path, reliability):
         row["did"] = f"the second run waited ('{waiting.split('] ', 1)[-1].strip()[:90]}'), both exit 0"
 
         make_work(150)
-        killed = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "c"))
+        killed = Watched("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "c"), "--rerun-tests")
         killed.wait_line(r"\] build +x86_64 +make -j")
         time.sleep(3)
         os.killpg(killed.proc.pid, signal.SIGKILL)
         killed.finish(60)
         began = time.monotonic()
-        after = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "d"))
+        after = ci("--series", "page_mapped", "--arch", "x86_64", "--results", str(tmp_path / "d"), "--rerun-tests")
         assert after.returncode == 0, after.stdout[-3000:]
         assert "waiting for" not in after.stdout  # the killed run's locks died with it
         assert "a killed kseries run left" in after.stdout, after.stdout[-3000:]  # its make, stopped before we built

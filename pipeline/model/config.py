@@ -158,7 +158,7 @@ class SeriesConfig:
     lore_url: str = "https://lore.kernel.org/all"
     checkpatch: Checkpatch = Checkpatch()
     derive: bool = True  # enable what changed files need when a lane's config does not build them (stages/derive.py)
-    rerun_tests: bool = False  # boot and test every lane afresh, taking no cached results (run/reuse.py)
+    rerun_tests: bool = False  # the series' lanes build, boot and test afresh: no cached results (run/reuse.py)
     path: Path = Path()
 
     @property
