@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.infra.progress import Progress
 from pipeline.model import config
-from pipeline.stages import build, derive, kbuild, kconfig
+from pipeline.stages import build, derive, genconfig, kbuild, kconfig
 
 KCONFIG = {
     "Kconfig": 'mainmenu "tiny"\nsource "lib/Kconfig"\nsource "arch/$(SRCARCH)/Kconfig"\n',
@@ -118,7 +118,7 @@ def work_for(tmp_path: Path, arch: str = "x86_64"):
 def test_derive_enables_the_gate_and_its_dependencies_in_rounds(tree, tmp_path, monkeypatch):
     index = kconfig.Index(tree, "x86")
     fake = olddefconfig(index, {"CONFIG_X86": "y", "CONFIG_MMIO": "y"})
-    monkeypatch.setattr(build, "generate", fake)
+    monkeypatch.setattr(genconfig, "generate", fake)
     arch = config.resolve_arch("x86_64")
     found = derive.derive(work_for(tmp_path), tree, arch, "img", ["lib/test_foo.c", "lib/bar_main.c"], "x86")
     assert found["gates"] == {"lib/test_foo.c": ["TEST_FOO"], "lib/bar_main.c": ["NET"]}
@@ -130,7 +130,7 @@ def test_derive_enables_the_gate_and_its_dependencies_in_rounds(tree, tmp_path, 
 
 def test_derive_names_what_cannot_be_enabled(tree, tmp_path, monkeypatch):
     index = kconfig.Index(tree, "sh")
-    monkeypatch.setattr(build, "generate", olddefconfig(index, {"CONFIG_SUPERH": "y", "CONFIG_NOPCI": "y"}))
+    monkeypatch.setattr(genconfig, "generate", olddefconfig(index, {"CONFIG_SUPERH": "y", "CONFIG_NOPCI": "y"}))
     found = derive.derive(work_for(tmp_path, "sh4"), tree, config.resolve_arch("sh4"), "img",
                           ["lib/pci_a.c", "lib/sub/deep.c"], "sh")
     assert found["enabled"] == []

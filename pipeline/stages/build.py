@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.model import config
 from pipeline.stages import diagnostics
 from pipeline.infra.containers import PIDS, Container, Mount
-from pipeline.stages import compiler_cache
+from pipeline.stages import compiler_cache, genconfig
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
 from pipeline.model.lane import base_builds
@@ -129,7 +129,8 @@ def configure(ctx: Context, image: str, src: Path, arch: config.Arch, series: co
         ctx.progress.say("build", lane.name, "config unchanged (same tree, fragments and toolchain)")
         return cfg_dir / ".config"
     stamp.unlink(missing_ok=True)
-    final = generate(ctx, image, src, arch, frag_dir, names, cfg_dir, ctx.log(f"{lane.name}/config.log"))
+    final = genconfig.generate(ctx, image, src, arch, frag_dir, names, cfg_dir,
+                               ctx.log(f"{lane.name}/config.log"))
     missing = missing_options(wanted, final)
     if missing:
         raise UserError(
@@ -147,28 +148,6 @@ def stage_fragments(fragments: list[Path], frag_dir: Path) -> list[str]:
     for i, frag in enumerate(fragments):
         shutil.copy(frag, frag_dir / f"{i:02d}-{frag.name}")
     return [f"/frag/{i:02d}-{frag.name}" for i, frag in enumerate(fragments)]
-
-
-def generate(ctx: Context, image: str, src: Path, arch: config.Arch, frag_dir: Path, names: list[str],
-             cfg_dir: Path, log: Path) -> dict[str, str]:
-    """cfg_dir/.config: the arch's base target, the fragments named, merge_config.sh, olddefconfig."""
-    script = " && ".join([
-        " ".join(make_argv(arch, "/cfg", arch.kernel.config_target)) + " >/dev/null",
-        # merge_config.sh writes temporary files into its cwd: run it in /cfg
-        "cd /cfg",
-        "/src/scripts/kconfig/merge_config.sh -m -O /cfg /cfg/.config " + " ".join(names),
-        "cd /src",
-        " ".join(make_argv(arch, "/cfg", "olddefconfig")),
-    ])
-    outcome = ctx.docker.run(
-        Container(image, ["sh", "-c", script], workdir="/src",
-                  mounts=[Mount(src, "/src"), Mount(frag_dir, "/frag"), Mount(cfg_dir, "/cfg", writable=True)]),
-        log=log, timeout=900)
-    if outcome.timed_out or outcome.exit_code != 0:
-        raise InfraError(
-            f"Generating the {arch.name} kernel config failed (exit {outcome.exit_code}); see {log}."
-        )
-    return parse_config((cfg_dir / ".config").read_text())
 
 
 FORK_FAILED = re.compile(r"fork: (retry: )?Resource temporarily unavailable|Cannot fork|vfork: Resource")

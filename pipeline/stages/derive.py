@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.model.results import Status
 from pipeline.run.select import arch_dir
-from pipeline.stages import build, coverage, kbuild, kconfig
+from pipeline.stages import build, coverage, genconfig, kbuild, kconfig
 from pipeline.stages.interface import Outcome, Work
 
 ROUNDS = 5  # config generations at most: each adds the dependencies the one before showed missing
@@ -166,5 +166,5 @@ def _generate(work: Work, tree: Path, arch, image: str, scratch: Path, asked: li
         (frag_dir / "99-derived.config").write_text("".join(f"CONFIG_{s}=y\n" for s in asked))
         names.append("/frag/99-derived.config")
     work.ctx.progress.say("derive", work.lane.name, f"config round {rnd}: {len(asked)} option(s) asked for")
-    return build.generate(work.ctx, image, tree, arch, frag_dir, names, cfg_dir,
+    return genconfig.generate(work.ctx, image, tree, arch, frag_dir, names, cfg_dir,
                           work.ctx.log(f"{work.lane.name}/derive.log"))
