@@ -4,10 +4,11 @@ On one machine, in one go, each scenario an `invoke ci` as a user types it:
 
 - prime: the seed series (whatever the cache holds: it makes the next ones warm);
 - warm rerun: the same again (every lane's results are taken over: run/reuse.py);
-- reworded v2: the seed's patches with every changelog reworded, as another
-  series: identical code, so identical trees; the ratio to the warm rerun;
+- reworded v2: the seed's patches with every changelog reworded, as a new
+  series (no worktree or O= of its own yet): identical code, so identical
+  trees; the ratio to the warm rerun;
 - new series on the cached base: one patch to kernel/bpf/arena.c, new each
-  time: builds (incremental) and boots per arch are counted;
+  time and as a new series: builds (incremental) and boots per arch are counted;
 - by hand: every container command the new series' run started (config, make,
   cpio, QEMU, checkpatch), replayed in sequence with `docker run` after making
   make's work the same again; the pipeline's wall time over it is its overhead;
@@ -95,6 +96,13 @@ def test_series(work: Path, name: str, mails: list[str]) -> dict:
     return {"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"}
 
 
+def fresh(name: str) -> None:
+    """Forget a bench series' kept worktree, O= directories and ccache store: it arrives as a new
+    series does (a v2 fetched by its message-id is a new ad hoc series too)."""
+    for store in ("trees", "build", "ccache-series"):
+        shutil.rmtree(cache_root() / store / name, ignore_errors=True)
+
+
 def reworded() -> list[str]:
     return [re.sub(r"\n\n", "\n\nReworded for v2; the code is unchanged.\n\n", p.read_text(), count=1)
             .replace("[PATCH ", "[PATCH v2 ", 1) for p in sorted((config.load_series(SEED).patch_dir).glob("*.patch"))]
@@ -155,11 +163,13 @@ def main() -> int:
         work = Path(tmp)
         runs = [ci("prime", work, SEED, args.arch)]
         runs.append(ci("warm rerun", work, SEED, args.arch))
+        fresh("bench_reworded")
         runs.append(ci("reworded v2", work, "bench_reworded", args.arch, env=test_series(work, "bench_reworded",
                                                                                           reworded())))
         ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
         base = source.ensure_base(ctx, config.load_series(SEED))
         env = test_series(work, "bench_arena", [arena_patch(base.repo, base.commit)])
+        fresh("bench_arena")
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])
         if args.cold:

@@ -60,5 +60,8 @@ def render(runs: list, hand: tuple[float, int], arch: str) -> str:
               "- The by-hand replay touches the series' changed files first, so make recompiles what the "
               "pipeline compiled; ccache then hits where the pipeline's compile missed, which favours the "
               "replay.",
+              "- The reworded v2 and the new series arrive as new series: their worktree is checked out and "
+              "(for a build) their O= directory seeded from the base's, which the by-hand replay, working in "
+              "trees that exist, does not pay.",
               "- The prime run's figures depend on what the cache held before; the others do not.", ""]
     return "\n".join(lines)
