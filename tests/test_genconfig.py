@@ -46,3 +46,15 @@ def test_only_kconfig_language_files_decide_the_key(tmp_path):
     (frags / "00-a.config").write_text("# CONFIG_A is not set\n")
     assert key() != second  # the fragment's text
     assert genconfig.key(ctx, repo, "img:2", x86, frags, ["/frag/00-a.config"]) != key()  # the toolchain
+
+
+def test_a_stored_config_is_taken_into_a_config_dir_that_does_not_exist_yet(tmp_path, monkeypatch):
+    ctx = Context(tmp_path / "run", tmp_path / "cache", Runner(), Progress())
+    monkeypatch.setattr(genconfig, "key", lambda *a: "k1")
+    (tmp_path / "cache" / "configs").mkdir(parents=True)
+    (tmp_path / "cache" / "configs" / "k1.config").write_text("CONFIG_A=y\n")
+    cfg_dir = tmp_path / "build" / "new-series" / "x86_64" / "config"  # a new series: nothing kept yet
+    got = genconfig.generate(ctx, "img:1", tmp_path, config.resolve_arch("x86_64"), tmp_path, [], cfg_dir,
+                             tmp_path / "logs" / "config.log")
+    assert got == {"CONFIG_A": "y"} and (cfg_dir / ".config").read_text() == "CONFIG_A=y\n"
+    assert "generated before" in (tmp_path / "logs" / "config.log").read_text()

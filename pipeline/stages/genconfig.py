@@ -49,6 +49,7 @@ def generate(ctx: Context, image: str, src: Path, arch: config.Arch, frag_dir: P
     store = ctx.cache / "configs" / f"{key(ctx, src, image, arch, frag_dir, names)}.config"
     log.parent.mkdir(parents=True, exist_ok=True)
     if store.is_file():
+        cfg_dir.mkdir(parents=True, exist_ok=True)  # a new series' kept config dir may not exist yet
         shutil.copyfile(store, cfg_dir / ".config")
         with open(log, "a") as out:
             out.write(f"# the same Kconfig files, fragments and toolchain were generated before: {store}\n")
