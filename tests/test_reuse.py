@@ -145,3 +145,18 @@ def test_tests_a_broken_tip_could_not_run_name_the_patch_the_build_broke_at():
     cases = record.cases
     got = verdict.compare(cases, {("sh4", "t")}, unrun={("sh4", "t"): verdict.broken_since(record, "sh4")})
     assert [(v.kind, v.excerpt) for v in got] == [(Kind.NOT_RUN, "not run: the sh4 build fails since patch 1/3")]
+
+
+def test_a_state_not_built_on_an_arch_after_a_broken_one_is_still_broken_not_blamed_again():
+    """sh4, patch 1/3 breaks cache-sh4.c, patch 2/3 changes only kernel/bpf/arena.c (which sh4 does
+    not compile: the state is not built and takes 1/3's status), the tip fails with 1/3's error."""
+    from pipeline.stages.per_patch import Step, cases
+
+    err = "make exited 2: arch/sh/mm/cache-sh4.c:251:25: error: too many arguments to function 'folio_mapped'"
+    skip = "not built: nothing sh4 compiles changed (kernel/bpf/arena.c); it builds as patch 1/3"
+    steps = [Step(1, 3, "a", Status.FAIL, 5, err), Step(2, 3, "b", Status.FAIL, 0, skip, skipped=True),
+             Step(3, 3, "c", Status.FAIL, 5, err)]
+    built = [c for c in cases("sh4", steps, []) if c.test == "build"]
+    assert built[0].message.startswith("patch 1/3 breaks the build on sh4")
+    assert built[1].message == f"still broken since patch 1/3 on sh4: {skip}" and built[1].since == 1
+    assert built[2].message.startswith("still broken since patch 1/3 on sh4") and built[2].since == 1

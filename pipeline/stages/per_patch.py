@@ -153,7 +153,7 @@ def cases(arch: str, steps: list[Step], base_warnings: list[str] | None) -> list
         where = {"arch": arch, "patch": step.index, "patches": step.total}
         how = " (result reused: same tree, config and toolchain)" if step.reused else ""
         error = re.sub(r":\d+(?::\d+)?:", ":", step.message.split(" (result reused")[0].split("; it builds as")[0])
-        if step.status == Status.FAIL and broken is not None and broken[1] == error:
+        if step.status == Status.FAIL and broken is not None and (step.skipped or broken[1] == error):
             out.append(Case("per-patch", "build", Status.FAIL, step.seconds,
                             f"still broken since patch {broken[0]}/{step.total} on {arch}: {step.message}{how}",
                             step.detail, since=broken[0], **where))
