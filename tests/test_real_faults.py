@@ -410,7 +410,10 @@ def pause_first_guest(run: Watched, lane_dir_name: str, paused: list, stop: thre
     while not stop.is_set() and not paused:
         ids = subprocess.run(["docker", "ps", "-q", "--filter", label], capture_output=True, text=True).stdout.split()
         for cid in ids:
-            info = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout)[0]
+            found = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True)
+            if found.returncode != 0:  # it ended between ps and inspect (the base's containers come and go)
+                continue
+            info = json.loads(found.stdout)[0]
             sources = [m["Source"] for m in info["Mounts"]]
             if "tcg" in info["Args"] and any(Path(s).name == lane_dir_name for s in sources):
                 subprocess.run(["docker", "pause", cid], check=True)

@@ -30,10 +30,11 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 
 
 # the series' own directories, and what kseries itself (not the build) writes for any run: git objects
-# and worktree records of its apply, locks, step, base and config-derivation records, the mail cache,
-# the KVM probe (not the shared suite builds: like the shared ccache, only the base's builds write them)
+# and worktree records of its apply, locks, step, lane and config-derivation records, generated configs
+# (keyed by the Kconfig files that made them: stages/genconfig.py), the mail cache, the KVM probe (not
+# the shared suite builds: like the shared ccache, only the base's builds write them)
 OWN = (f"build/{NAME}", f"trees/{NAME}", f"ccache-series/{NAME}", "git", "locks", "steps", "lanes",
-       "derived", "mail", "kvm-probe.json", "tmp")
+       "derived", "configs", "mail", "kvm-probe.json", "tmp")
 
 
 def hostile_patch(repo: Path, commit: str) -> str:
@@ -144,7 +145,7 @@ def test_a_build_that_forks_fills_or_runs_forever_loses_its_lane_only(tmp_path, 
         assert build["status"] == status and says in build["message"], build["message"]
         left = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True, text=True).stdout
         assert "kseries/" not in left, "a container outlived its build"
-        assert subprocess.run(["pgrep", "-f", "sleep (30|100000)"], capture_output=True).returncode == 1
+        assert subprocess.run(["pgrep", "-f", "^sleep (30|100000)$"], capture_output=True).returncode == 1
         after = fingerprint(cache, OWN)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         assert changed == [], changed[:20]

@@ -7,6 +7,10 @@ variables, the fragments' text and the toolchain image (Kconfig asks the compile
 supports). Generated configs are kept in <cache>/configs/ under a key of exactly that, so a
 per-patch step, a derive round or a series that changes no Kconfig file (nearly every series)
 costs no config generation where one with the same inputs was made before.
+
+Trust: a series' Kconfig runs in the container and may write what it likes into its .config,
+but the entry is kept under its own Kconfig files: only a tree with exactly those files (the
+same series, or one carrying the same Kconfig change) is ever given it.
 """
 
 from __future__ import annotations
