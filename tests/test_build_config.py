@@ -41,10 +41,27 @@ def test_objects_a_killed_make_wrote_are_not_trusted(tmp_path):
     os.utime(old, (1000, 1000))  # from an earlier, finished make
     began = time_.time()
     half.write_bytes(b"half-writ")  # being written when make was killed
-    (out / "mm" / ".memory.o.cmd").write_text("cmd")
+    (out / "mm" / ".memory.o.cmd").write_text("savedcmd_mm/memory.o := gcc $(wildcard")  # cut: make would stop
+    (out / "mm" / ".rmap.o.cmd").write_text("savedcmd_mm/rmap.o := gcc -c\n")
+    os.utime(out / "mm" / ".rmap.o.cmd", (1000, 1000))
 
     class Ctx:
         runner = Runner()
 
-    assert scrub(Ctx(), out, began) == 1
-    assert old.exists() and not half.exists() and (out / "mm" / ".memory.o.cmd").exists()
+    assert scrub(Ctx(), out, began) == 2
+    assert old.exists() and not half.exists()
+    assert not (out / "mm" / ".memory.o.cmd").exists() and (out / "mm" / ".rmap.o.cmd").exists()
+
+
+def test_a_kbuild_record_a_killed_make_left_cut_is_found_and_a_series_makefile_is_not(tmp_path):
+    from pipeline.stages.build import unreadable_records
+
+    out = tmp_path / "out"
+    (out / "fs").mkdir(parents=True)
+    (out / "fs" / ".namespace.o.cmd").write_text("savedcmd_fs/namespace.o := gcc $(wildcard")
+    log = tmp_path / "build.log"
+    log.write_text("  INSTALL libsubcmd_headers\n"
+                   "fs/.namespace.o.cmd:5: *** unterminated call to function 'wildcard': missing ')'.  Stop.\n"
+                   "/src/mm/Makefile:3: *** missing separator.  Stop.\n"
+                   "make[1]: *** [/src/Makefile:260: __sub-make] Error 2\n")
+    assert unreadable_records(out, log) == [out / "fs" / ".namespace.o.cmd"]  # the series' Makefile is its own

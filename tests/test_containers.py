@@ -113,3 +113,11 @@ def test_only_containers_of_a_dead_kseries_process_on_this_machine_are_orphans()
     assert not owners.orphaned(owners.owner())  # this process is alive
     assert not owners.orphaned(f"another-boot:{dead.pid}")  # another machine's engine
     assert not owners.orphaned("garbage")
+
+
+def test_a_reaped_container_s_start_time_reads_as_epoch_seconds():
+    from pipeline.infra.owners import epoch as _epoch
+
+    assert _epoch("2026-11-29T17:25:25.123456789Z") == pytest.approx(1795973125.123456, abs=1e-3)
+    assert _epoch("2026-11-29T17:25:25Z") == pytest.approx(1795973125.0)
+    assert _epoch("") == 0.0 and _epoch("0001-01-01T00:00:00Z") < 0  # unknown: everything is suspect

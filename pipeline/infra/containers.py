@@ -19,7 +19,7 @@ from typing import Callable
 
 from pipeline.infra.diskwatch import DiskWatch
 from pipeline.infra.errors import InfraError, Interrupted
-from pipeline.infra.owners import OWNER, orphaned, owner
+from pipeline.infra.owners import OWNER, Reaped, epoch, orphaned, owner
 from pipeline.infra.runner import Runner
 
 NONROOT = 1000  # the build user when kseries itself runs as root
@@ -171,19 +171,23 @@ class Docker:
         self._lock = threading.Lock()
         self.reaped = self.reap()
 
-    def reap(self) -> list[str]:
+    def reap(self) -> list[Reaped]:
         """Kill the containers a killed kseries run left running: a make still writing into a kept
-        O= directory, a guest still booting. Returns their names."""
+        O= directory, a guest still booting. Returns them, with the directories they could write
+        and when they started (what they wrote since may be cut short: stages/build.py scrubs it)."""
         reaped = []
         try:
             for container in self.client.containers.list(filters={"label": OWNER}):
                 if orphaned(container.labels.get(OWNER, "")):
+                    writable = [m["Source"] for m in container.attrs.get("Mounts", []) if m.get("RW")]
+                    started = container.attrs.get("State", {}).get("StartedAt", "")
                     _kill(container)
-                    reaped.append(container.name)
+                    reaped.append(Reaped(container.name, tuple(writable), epoch(started)))
         except engine_errors():
             return reaped
         if reaped:
-            self.runner.note(f"# killed {len(reaped)} container(s) a killed kseries run left: {', '.join(reaped)}")
+            self.runner.note(f"# killed {len(reaped)} container(s) a killed kseries run left: "
+                             f"{', '.join(r.name for r in reaped)}")
         return reaped
 
     def stop(self) -> None:

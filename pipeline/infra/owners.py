@@ -4,6 +4,7 @@ a killed run (kill -9, a lost terminal) left running can be found and stopped by
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 OWNER = "org.kseries.owner"  # label: "BOOT_ID:PID" of the kseries process that started the container
@@ -32,3 +33,20 @@ def orphaned(label: str) -> bool:
         return True
     except PermissionError:
         return False
+
+
+@dataclass(frozen=True)
+class Reaped:
+    name: str
+    writable: tuple[str, ...]  # host directories it could write
+    started: float  # epoch seconds; 0: unknown (then everything in them is suspect)
+
+
+def epoch(started: str) -> float:
+    """Docker's StartedAt (RFC 3339 with nanoseconds) as epoch seconds; 0 when unreadable."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return 0.0

@@ -229,8 +229,14 @@ class Run:
         except KseriesError:
             return
         if reaped:
+            from pipeline.stages.build import scrub
+
             self.ctx.progress.say("run", "", f"stopped {len(reaped)} container(s) a killed kseries run left "
-                                  f"running: {', '.join(reaped)}")
+                                  f"running: {', '.join(r.name for r in reaped)}")
+            for gone in reaped:  # what make was writing when it was killed is not trusted
+                for out in gone.writable:
+                    if Path(out).is_dir() and (Path(out) / ".config").is_file():
+                        scrub(self.ctx, Path(out), gone.started)
 
     def finish(self) -> int:
         verdict.judge(self.record, self.spec, self.arches)

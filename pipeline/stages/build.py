@@ -93,13 +93,27 @@ def inputs_key(tree: str, arch: config.Arch, series: config.SeriesConfig, image:
     return hashlib.sha256(data.encode()).hexdigest()[:20]
 
 
+CUT_RECORD = re.compile(r"^(\S+\.cmd):\d+: \*\*\* ", re.M)
+
+
+def unreadable_records(out_dir: Path, log: Path) -> list[Path]:
+    """The .cmd records of out_dir make stopped on as unreadable (never the series' files: /src)."""
+    found = []
+    for name in dict.fromkeys(CUT_RECORD.findall(log.read_text(errors="replace"))):
+        path = out_dir / name.removeprefix("/out/")
+        if not name.startswith("/src/") and path.is_file():
+            found.append(path)
+    return found
+
+
 def scrub(ctx: Context, out_dir: Path, since: float) -> int:
-    """After make was killed (timeout, memory limit, interrupt): remove the objects it wrote, any of
-    which may be half-written yet newer than its sources, so the next make rebuilds them (from
-    ccache, mostly) instead of trusting them."""
+    """After make was killed (timeout, memory limit, interrupt, its kseries run killed): remove the
+    objects and the kbuild .cmd/.d records it wrote, any of which may be half-written yet newer than
+    its sources (a cut .cmd file stops the next make with a syntax error, which would read as the
+    series' fault), so the next make rebuilds them (from ccache, mostly) instead of trusting them."""
     removed = 0
     for path in out_dir.rglob("*"):
-        if path.suffix in (".o", ".a", ".ko") or path.name in ("vmlinux", "vmlinux.o"):
+        if path.suffix in (".o", ".a", ".ko", ".cmd", ".d") or path.name in ("vmlinux", "vmlinux.o"):
             try:
                 if path.is_file() and path.stat().st_mtime >= since - 1:
                     path.unlink()
@@ -204,17 +218,25 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
     ctx.progress.say("build", lane.name, f"{step + ': ' if step else ''}make -j{ctx.jobs} {arch.kernel.image_target}")
     began = time.time()
     limits = arch.kernel
-    try:
-        outcome = ctx.docker.run(
-            Container(image, make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
-                      workdir="/src", memory=limits.build_memory, disk=config.size_bytes(limits.build_disk),
-                      env={**cache_env, "KBUILD_BUILD_TIMESTAMP": "kseries", "KBUILD_BUILD_USER": "kseries",
-                           "KBUILD_BUILD_HOST": "kseries"},
-                      mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), *cache_mounts]),
-            log=log, timeout=limits.build_timeout, on_line=ctx.progress.make_line("build", lane.name, counter))
-    except BaseException:  # interrupted: make was killed mid-write
-        scrub(ctx, out_dir, began)
-        raise
+    for attempt in (1, 2):
+        try:
+            outcome = ctx.docker.run(
+                Container(image, make_argv(arch, "/out", arch.kernel.image_target, jobs=ctx.jobs, ccache=True),
+                          workdir="/src", memory=limits.build_memory, disk=config.size_bytes(limits.build_disk),
+                          env={**cache_env, "KBUILD_BUILD_TIMESTAMP": "kseries", "KBUILD_BUILD_USER": "kseries",
+                               "KBUILD_BUILD_HOST": "kseries"},
+                          mounts=[Mount(src, "/src"), Mount(out_dir, "/out", writable=True), *cache_mounts]),
+                log=log, timeout=limits.build_timeout, on_line=ctx.progress.make_line("build", lane.name, counter))
+        except BaseException:  # interrupted: make was killed mid-write
+            scrub(ctx, out_dir, began)
+            raise
+        cut = unreadable_records(out_dir, log) if outcome.exit_code and attempt == 1 else []
+        if not cut:
+            break
+        for record in cut:  # a kbuild record an earlier, killed make left half-written: not the series'
+            record.unlink(missing_ok=True)
+        ctx.runner.note(f"# make could not read {len(cut)} kbuild record(s) a killed make left cut short "
+                        f"({', '.join(str(r.relative_to(out_dir)) for r in cut[:3])}): removed, make runs again")
     if outcome.timed_out or outcome.oom or outcome.disk_full or outcome.exit_code in (137, -9):
         scrub(ctx, out_dir, began)
     seconds = time.monotonic() - start
