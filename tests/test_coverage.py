@@ -1,6 +1,7 @@
 """Compile coverage from kbuild's own records: .cmd files, vmlinux.a, and the Makefile's gate."""
 
 import os
+from types import SimpleNamespace
 from pathlib import Path
 
 from pipeline.model import config
@@ -113,14 +114,18 @@ def test_a_file_no_lane_of_the_run_can_compile_is_not_covered_rather_than_failed
     def run_on(arch_name):
         out = tmp_path / f"out-{arch_name}"
         out.mkdir()
-        (out / ".config").write_text("CONFIG_BPF_SYSCALL=y\nCONFIG_MMU=y\n")
+        (out / ".config").write_text("CONFIG_BPF_SYSCALL=y\nCONFIG_64BIT=y\nCONFIG_MMU=y\n")  # another run's by now
+        lane = tmp_path / "run" / arch_name
+        lane.mkdir(parents=True)
+        (lane / "config").write_text("CONFIG_BPF_SYSCALL=y\nCONFIG_MMU=y\n")  # the lane's own copy decides
         results = {("apply", "", Role.SERIES, ""): StageResult("apply", "", Role.SERIES, Status.PASS, 0,
                                                                  artifacts={"worktree": str(tree)}),
                    ("compiled", arch_name, Role.SERIES, ""): StageResult(
                        "compiled", arch_name, Role.SERIES, Status.PASS, 0, facts={"compiled": [], "includers": {}}),
                    ("build", arch_name, Role.SERIES, ""): StageResult(
                        "build", arch_name, Role.SERIES, Status.PASS, 0, artifacts={"out_dir": str(out)})}
-        work = Work(None, None, [patch], None, lambda *k: results.get(k), arches=(config.resolve_arch(arch_name),))
+        work = Work(SimpleNamespace(run_dir=tmp_path / "run"), None, [patch], None, lambda *k: results.get(k),
+                    arches=(config.resolve_arch(arch_name),))
         return coverage.summary(work).cases[0]
 
     sh4 = run_on("sh4")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.model.lane import Role
+from pipeline.model.lane import Lane, Role
 from pipeline.model.results import Case, Status
 from pipeline.stages.interface import Outcome, Work
 
@@ -143,9 +143,11 @@ def unmet(work: Work, tree: Path, source: str, lanes: list[str]) -> tuple[str, b
     symbols = kbuild.gates(tree, source) or []
     parts, able = [], []
     for arch in (a for a in work.arches if a.name in lanes):
-        built = work.find("build", arch.name, Role.SERIES, "")
-        cfg = Path(built.artifacts.get("out_dir", "/nonexistent")) / ".config" if built else None
-        if cfg is None or not cfg.is_file():
+        if work.find("build", arch.name, Role.SERIES, "") is None:
+            continue
+        # the lane's own copy: a kept O= may hold another run's config by now (a build taken from the lane cache)
+        cfg = Lane(arch, Role.SERIES, work.ctx.run_dir).dir / "config"
+        if not cfg.is_file():
             continue
         values = build.parse_config(cfg.read_text())
         off = [s for s in symbols if values.get(s) != "y"]
