@@ -31,11 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ci import bench_report, seedlike
 from pipeline.infra.context import cache_root
 from pipeline.model import config
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = "page_mapped"
 
 
 class Scenario:
@@ -80,32 +80,11 @@ def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, 
     return Scenario(label, seconds, run_dir, proc.returncode)
 
 
-def test_series(work: Path, name: str, mails: list[str]) -> dict:
-    """A copy of configs/ with one more series: the seed's YAML (base, arches, tests) and these mails."""
-    configs = work / "configs"
-    if not configs.exists():
-        shutil.copytree(REPO / "configs", configs)
-    shutil.rmtree(configs / "series" / name, ignore_errors=True)
-    (configs / "series" / name).mkdir()
-    for i, text in enumerate(mails, 1):
-        (configs / "series" / name / f"{i:04d}.patch").write_text(text)
-    yaml = (REPO / "configs" / "series" / f"{SEED}.yaml").read_text()
-    (configs / "series" / f"{name}.yaml").write_text(
-        yaml.replace(f"name: {SEED}", f"name: {name}").replace(f"patches: {SEED}", f"patches: {name}")
-        .replace(config.load_series(SEED).message_id, f"{name}@kseries.bench"))
-    return {"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"}
-
-
 def fresh(name: str) -> None:
     """Forget a bench series' kept worktree, O= directories and ccache store: it arrives as a new
     series does (a v2 fetched by its message-id is a new ad hoc series too)."""
     for store in ("trees", "build", "ccache-series"):
         shutil.rmtree(cache_root() / store / name, ignore_errors=True)
-
-
-def reworded() -> list[str]:
-    return [re.sub(r"\n\n", "\n\nReworded for v2; the code is unchanged.\n\n", p.read_text(), count=1)
-            .replace("[PATCH ", "[PATCH v2 ", 1) for p in sorted((config.load_series(SEED).patch_dir).glob("*.patch"))]
 
 
 def arena_patch(repo: Path, commit: str) -> str:
@@ -144,7 +123,7 @@ def cold(work: Path, arch: str) -> Scenario:
     for shared in ("git", "downloads"):  # the sources are not what is measured
         if (cache_root() / shared).exists():
             os.symlink(cache_root() / shared, cache / shared)
-    return ci(f"cold {arch}", work, SEED, arch, env={"KSERIES_CACHE": str(cache)})
+    return ci(f"cold {arch}", work, seedlike.SEED, arch, env={"KSERIES_CACHE": str(cache)})
 
 
 def main() -> int:
@@ -153,7 +132,6 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true", help="also a run from an empty cache (long)")
     parser.add_argument("--output", default=str(REPO / "docs" / "PERFORMANCE.md"))
     args = parser.parse_args()
-    from ci import bench_report
     from pipeline.infra.context import Context
     from pipeline.infra.progress import Progress
     from pipeline.infra.runner import Runner
@@ -161,14 +139,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="kseries-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        runs = [ci("prime", work, SEED, args.arch)]
-        runs.append(ci("warm rerun", work, SEED, args.arch))
+        runs = [ci("prime", work, seedlike.SEED, args.arch)]
+        runs.append(ci("warm rerun", work, seedlike.SEED, args.arch))
         fresh("bench_reworded")
-        runs.append(ci("reworded v2", work, "bench_reworded", args.arch, env=test_series(work, "bench_reworded",
-                                                                                          reworded())))
+        runs.append(ci("reworded v2", work, "bench_reworded", args.arch,
+                       env=seedlike.write(work / "configs", "bench_reworded", seedlike.reworded())))
         ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
-        base = source.ensure_base(ctx, config.load_series(SEED))
-        env = test_series(work, "bench_arena", [arena_patch(base.repo, base.commit)])
+        base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
+        env = seedlike.write(work / "configs", "bench_arena", [arena_patch(base.repo, base.commit)])
         fresh("bench_arena")
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])

@@ -184,3 +184,32 @@ def test_each_arch_s_verdict_is_said_when_its_lanes_are_done(tmp_path, monkeypat
     assert all("(this arch; the run's verdict follows)" in said[i] for i in early)
     sh4_suites = [i for i, line in enumerate(said) if line.split()[1:2] == ["suite"] and line.split()[3] == "sh4"]
     assert sh4_suites and early[0] < min(sh4_suites)  # one guest thread: x86_64's verdict before sh4 is tested
+
+
+def test_what_a_reaped_make_wrote_is_scrubbed_before_anything_builds(tmp_path):
+    """A killed run left its make running; the next run kills it and removes what it wrote since it
+    started (objects and kbuild records, any of them maybe cut short) in each O= it could write."""
+    import os
+    import time
+    from types import SimpleNamespace
+
+    from pipeline.infra.owners import Reaped
+
+    out, other = tmp_path / "out", tmp_path / "not-an-O="
+    (out / "fs").mkdir(parents=True)
+    other.mkdir()
+    (out / ".config").write_text("CONFIG_MMU=y\n")
+    old = out / "fs" / "namespace.o"
+    old.write_text("complete")
+    os.utime(old, (1000, 1000))
+    started = time.time()
+    cut = out / "fs" / ".namespace.o.cmd"
+    cut.write_text("savedcmd_fs/namespace.o := gcc $(wildcard")
+    (other / "kept.o").write_text("x")
+    run = new_run(tmp_path)
+    run.ctx._docker = SimpleNamespace(reaped=[Reaped("kseries-make", (str(out), str(other)), started)])
+    run.reap()
+    assert not cut.exists() and old.exists()
+    assert (other / "kept.o").exists()  # no .config: not a build directory, left alone
+    assert "stopped 1 container(s) a killed kseries run left running: kseries-make" in \
+        run.ctx.progress.stream.getvalue()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
+from ci import seedlike
 from pipeline.stages import boot, source
 from pipeline.model import config
 from pipeline.model.series import load_patch_dir
@@ -196,34 +197,24 @@ def renumber(text: str, label: str) -> str:
 
 def run_test_series(tmp_path: Path, name: str, mails: list[str], arch: str = "x86_64", arch_edit=None,
                     series_edit=None, extra: tuple = ()):
-    """`invoke ci` on a test-only series: the seed's YAML (same base, arches, tests) with
-    these patch mails and a thread of its own, in a copy of configs/ (arch_edit: a change
+    """`invoke ci` on a test-only series (ci/seedlike.py: the seed's YAML with these patch mails and
+    a thread of its own) in a copy of configs/ (arch_edit: a change
     to the arch's YAML text, such as a lowered limit; series_edit: one to the series' YAML
     text; extra: more `invoke ci` arguments). A second call with the same tmp_path runs again."""
     from conftest import invoke
 
     configs = tmp_path / "configs"
     results = tmp_path / "results"
-    if configs.exists():
-        proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results), *extra,
-                      env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
-        return proc, results
-    shutil.copytree(REPO / "configs", configs)
-    if arch_edit:
-        path = configs / "arches" / f"{arch}.yaml"
-        path.write_text(arch_edit(path.read_text()))
-    (configs / "series" / name).mkdir()
-    for i, text in enumerate(mails, 1):
-        (configs / "series" / name / f"{i:04d}.patch").write_text(text)
-    yaml = (configs / "series" / "page_mapped.yaml").read_text()
-    (configs / "series" / f"{name}.yaml").write_text(  # its own thread, never the seed's
-        yaml.replace("name: page_mapped", f"name: {name}").replace("patches: page_mapped", f"patches: {name}")
-        .replace(config.load_series("page_mapped").message_id, f"{name}@kseries.test"))
-    if series_edit:
-        path = configs / "series" / f"{name}.yaml"
-        path.write_text(series_edit(path.read_text()))
+    if not configs.exists():
+        seedlike.write(configs, name, mails)
+        if arch_edit:
+            path = configs / "arches" / f"{arch}.yaml"
+            path.write_text(arch_edit(path.read_text()))
+        if series_edit:
+            path = configs / "series" / f"{name}.yaml"
+            path.write_text(series_edit(path.read_text()))
     proc = invoke("ci", "--series", name, "--arch", arch, "--results", str(results), *extra,
-                  env={"KSERIES_CONFIGS": str(configs), "KSERIES_LORE_URL": "http://127.0.0.1:9/none"})
+                  env=seedlike.env(configs))
     return proc, results
 
 
@@ -523,13 +514,11 @@ def test_a_reworded_v2_takes_the_tested_results_and_rerun_tests_runs_them_again(
     every per-patch tree are the seed's, so nothing is built, booted or tested again; the report
     names its own subjects and the run the results came from. With --rerun-tests the seed's series
     lane boots and tests again, the base's results are still taken."""
-    import re
     import time
 
     first, first_dir, _, _ = ci_runs
     assert first.returncode == 0, first.stdout[-3000:]
-    mails = [re.sub(r"\n\n", "\n\nReworded for v2: the code is unchanged.\n\n", p.read_text(), count=1)
-             .replace("[PATCH ", "[PATCH v2 ", 1) for p in SEED_PATCHES]
+    mails = seedlike.reworded()
     start = time.monotonic()
     proc, results = run_test_series(tmp_path, "reworded", mails)
     seconds = time.monotonic() - start

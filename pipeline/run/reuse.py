@@ -73,7 +73,7 @@ def load(cache: Path, cache_key: str) -> tuple[str, list[StageResult]] | None:
 
 
 def kept(role: Role, stages: list[StageResult]) -> list[StageResult]:
-    """What of a finished lane is kept: all of a base lane; a series lane's boot and suites."""
+    """What of a finished lane is kept: all of a base lane; of a series lane, its tip's (TIP)."""
     return stages if role == Role.BASE else [s for s in stages if s.stage in TIP]
 
 
@@ -129,7 +129,7 @@ def stage(work: Work) -> Outcome:
                        facts=facts, artifacts=artifacts)
     run_id, cached = found
     source = f"lane cache {cache_key}, run {run_id}"
-    taken = [dataclasses.replace(r, role=lane.role, reused=f"{source}")
+    taken = [dataclasses.replace(r, role=lane.role, reused=source)
              for r in kept(lane.role, cached) if r.stage != "reuse"]
     for file in cache_path(work.ctx.cache, cache_key).parent.iterdir():
         if file.name != "results.json":

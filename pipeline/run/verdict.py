@@ -63,7 +63,8 @@ def judge(record: RunRecord, spec, arches: list) -> None:
         return
     running = {(a.name, s.name) for a in arches for s in suites.selected(spec, a)[0]}
     hung = {(s.arch, s.suite, s.role) for s in record.stages if s.stage == "suite" and s.facts.get("hung")}
-    unrun = {(s.arch, s.suite): broken_since(record, s.arch) or s.message for s in record.stages
+    broken = {a.name: broken_since(record, a.name) for a in arches}
+    unrun = {(s.arch, s.suite): broken.get(s.arch) or s.message for s in record.stages
              if s.stage == "suite" and s.role is Role.SERIES and s.blocked}
     record.verdicts = [attribute(v, record) for v in compare(record.cases, running, hung, unrun)]
 
