@@ -58,10 +58,10 @@ def render(runs: list, hand: tuple[float, int], arch: str) -> str:
             lines.append(_row([name, *("" if c is None else f"{c:.1f}" for c in cells)]))
     lines += ["", "Notes:", "",
               "- The by-hand replay touches the series' changed files first, so make recompiles what the "
-              "pipeline compiled; ccache then hits where the pipeline's compile missed, which favours the "
-              "replay.",
-              "- The reworded v2 and the new series arrive as new series: their worktree is checked out and "
-              "(for a build) their O= directory seeded from the base's, which the by-hand replay, working in "
-              "trees that exist, does not pay.",
+              "pipeline compiled, with CCACHE_RECACHE=1: ccache compiles again, as it did on the pipeline's "
+              "miss, instead of hitting what that compile stored.",
+              "- The reworded v2 and the new series arrive as new series: their worktree is made (hard links "
+              "to the base's, stages/worktree.py) and, for a build, their O= directory seeded from the "
+              "base's; the by-hand replay, working in trees that exist, pays neither.",
               "- The prime run's figures depend on what the cache held before; the others do not.", ""]
     return "\n".join(lines)

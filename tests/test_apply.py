@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from pipeline.stages import apply
+from pipeline.stages import apply, worktree
 from pipeline.infra.context import Context
 from pipeline.infra.progress import Progress
 from pipeline.infra.runner import Runner
@@ -87,14 +87,14 @@ def test_per_patch_checkouts_give_the_tip_files_their_mtime_back(tmp_path):
     old = 1_000_000_000_000_000_000
     for name in ("mm.c", "rmap.c"):
         os.utime(wt / name, ns=(old, old))
-    keep = apply.snapshot(ctx, wt, tip, f"{first}^")
+    keep = worktree.snapshot(ctx, wt, tip, f"{first}^")
     assert set(keep) == {"mm.c", "rmap.c"}
     git(wt, "checkout", "-q", "--detach", first)  # rmap.c rewritten
     git(wt, "checkout", "-q", "--detach", tip)
     assert (wt / "rmap.c").stat().st_mtime_ns != old
-    assert apply.restore_mtimes(ctx, wt, keep) == 2
+    assert worktree.restore_mtimes(ctx, wt, keep) == 2
     assert [(wt / n).stat().st_mtime_ns for n in ("mm.c", "rmap.c")] == [old, old]
     # a file whose content is not the tip's keeps its new mtime
     git(wt, "checkout", "-q", "--detach", first)
-    assert apply.restore_mtimes(ctx, wt, keep) == 1  # rmap.c differs from the tip: left as is
+    assert worktree.restore_mtimes(ctx, wt, keep) == 1  # rmap.c differs from the tip: left as is
     assert (wt / "rmap.c").stat().st_mtime_ns != old

@@ -7,7 +7,7 @@ import time
 
 from pipeline.model import config
 from pipeline.model.lane import base_builds
-from pipeline.stages import apply, build, seed
+from pipeline.stages import build, seed, worktree
 from test_apply import ctx_for, git
 
 
@@ -28,7 +28,7 @@ def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_chang
     repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
     arch = config.resolve_arch("x86_64")
 
-    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
     assert os.stat(wt / "util.c").st_mtime == seed.OLD
     (wt / "mm.h").write_text("series\n")
     git(wt, "commit", "-qam", "patch")
@@ -57,7 +57,7 @@ def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twic
     stays newer than them. Once the O= exists, a checkout's dates are left alone."""
     ctx = ctx_for(tmp_path)
     repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
-    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
     (wt / "util.c").write_text("int y;\n")
     git(wt, "commit", "-qam", "patch 1")
     step = git(wt, "rev-parse", "HEAD").strip()
@@ -74,10 +74,55 @@ def test_a_step_before_the_seeding_does_not_compile_the_tip_s_header_change_twic
 def test_a_kept_worktree_whose_o_dirs_are_gone_is_dated_as_a_new_one(tmp_path):
     ctx = ctx_for(tmp_path)
     repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
-    wt, _ = apply.worktree(ctx, repo, "series", base, age=True)
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
+    (wt / "util.c").unlink()  # a checkout of an earlier run wrote it (a new file, as git writes)
+    (wt / "util.c").write_text("int x;\n")
     now = time.time()
-    os.utime(wt / "util.c", (now, now))  # a checkout of an earlier run wrote it
-    apply.worktree(ctx, repo, "series", base, age=False)  # its O= exists: dates are left alone
+    os.utime(wt / "util.c", (now, now))
+    worktree.kept(ctx, repo, "series", base, age=False)  # its O= exists: dates are left alone
     assert os.stat(wt / "util.c").st_mtime == now
-    apply.worktree(ctx, repo, "series", base, age=True)  # no O= left: the base's objects will stand
+    worktree.kept(ctx, repo, "series", base, age=True)  # no O= left: the base's objects will stand
     assert os.stat(wt / "util.c").st_mtime == seed.OLD
+
+
+def test_a_new_series_worktree_is_linked_from_the_base_s_and_its_changes_never_reach_the_base(tmp_path):
+    """Made in a second or two, not checked out: every file a hard link to the base's worktree's
+    (its old date too), git sees a clean checkout at once in both (no rehash), and what git writes
+    for the series is a new file, so the base's worktree keeps its content, inode and date."""
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
+    origin, _ = worktree.kept(ctx, repo, base_builds(base), base)
+    time.sleep(1.1)  # a link changes the ctime, which git compares to the second
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
+    assert os.stat(wt / "util.c").st_ino == os.stat(origin / "util.c").st_ino
+    assert os.stat(wt / "util.c").st_mtime == seed.OLD  # the base's worktree was dated old when made
+    assert git(wt, "diff-files", "--name-only") == "" and git(origin, "diff-files", "--name-only") == ""
+    before = os.stat(origin / "mm.h")
+    (wt / "patch").write_text("--- a/mm.h\n+++ b/mm.h\n@@ -1 +1 @@\n-base\n+series\n")
+    git(wt, "apply", "patch")
+    git(wt, "commit", "-qam", "patch")
+    git(wt, "checkout", "-q", "--detach", base)
+    git(wt, "checkout", "-q", "--detach", "HEAD@{1}")
+    assert (wt / "mm.h").read_text() == "series\n"
+    after = os.stat(origin / "mm.h")
+    assert (origin / "mm.h").read_text() == "base\n"
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    worktree.kept(ctx, repo, "series", base, age=True)  # kept, no O=: dated again, the shared files left alone
+    assert os.stat(origin / "util.c").st_mtime == seed.OLD and git(origin, "status", "--porcelain") == ""
+
+
+def test_a_series_worktree_that_cannot_be_linked_is_checked_out(tmp_path, monkeypatch):
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
+    real = ctx.runner.run
+
+    def no_links(argv, **kw):
+        return real(["false"], **{**kw, "check": False}) if argv[:2] == ["cp", "-al"] else real(argv, **kw)
+
+    monkeypatch.setattr(ctx.runner, "run", no_links)
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
+    origin = ctx.cache / "trees" / base_builds(base)
+    assert os.stat(wt / "util.c").st_ino != os.stat(origin / "util.c").st_ino
+    assert (wt / "util.c").read_text() == "int x;\n" and os.stat(wt / "util.c").st_mtime == seed.OLD
+    assert git(wt, "status", "--porcelain") == ""
+    assert sorted(p.name for p in (ctx.cache / "trees").iterdir()) == sorted([base_builds(base), "series"])

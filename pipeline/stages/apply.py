@@ -1,14 +1,10 @@
-"""Stage 'apply': the series applied with git am, one commit per patch.
-
-The worktree is kept per series between runs and reset to the base each run.
-Files whose content ends up as it was get their old mtime back, so the kept
-O= build directory sees only what really changed: a rerun with nothing
-changed rebuilds nothing.
+"""Stage 'apply': the series applied with git am, one commit per patch, in the series'
+kept worktree (stages/worktree.py: made from the base's in seconds, reset to the base
+each run, dates kept where the content is, so a rerun with nothing changed rebuilds nothing).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,6 +14,7 @@ from pipeline.infra.context import Context
 from pipeline.model.results import Case, Status
 from pipeline.model.lane import base_builds
 from pipeline.model.series import Series
+from pipeline.stages import worktree
 from pipeline.stages.interface import Outcome, Work
 
 CONFLICT_RES = [
@@ -48,58 +45,6 @@ def conflict_files(output: str) -> list[str]:
     return files
 
 
-def worktree(ctx: Context, repo: Path, name: str, base: str,
-             age: bool = False) -> tuple[Path, dict[str, tuple[str, int]]]:
-    """The series' kept worktree, reset to base; returns it and the mtimes worth restoring.
-    age: no O= directory of the series exists, so the files get an old mtime (stages/seed.py)."""
-    wt = ctx.cache / "trees" / name
-    log = ctx.log("apply.log")
-    if not (wt / ".git").exists():
-        ctx.runner.git(repo, "worktree", "prune")
-        ctx.progress.say("apply", "", f"checking out the base into {wt}")
-        ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
-        if age:
-            from pipeline.stages.seed import age_worktree
-
-            ctx.runner.note(f"# {age_worktree(wt)} files of the new worktree dated 2000-01-01 (stages/seed.py)")
-        return wt, {}
-    gitdir = Path((wt / ".git").read_text().split("gitdir:", 1)[1].strip())
-    (gitdir / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
-    ctx.runner.git(wt, "am", "--abort", check=False)
-    old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
-    keep = snapshot(ctx, wt, old, base) if old else {}
-    ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
-    ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
-    if age:  # a kept worktree, but no O= of the series left: the base's objects stand, as for a new one
-        from pipeline.stages.seed import age_worktree
-
-        ctx.runner.note(f"# {age_worktree(wt)} files of the worktree dated 2000-01-01: no O= of the series")
-    return wt, keep
-
-
-def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:
-    """For every file that differs between since and at: its blob at `at` and its mtime now,
-    so restore_mtimes can give it back once the worktree holds that blob again."""
-    keep: dict[str, tuple[str, int]] = {}
-    for path in ctx.runner.git(wt, "diff", "--name-only", since, at).output.split():
-        blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{at}:{path}", check=False).output.strip()
-        try:
-            keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
-        except FileNotFoundError:
-            pass
-    return keep
-
-
-def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> int:
-    restored = 0
-    for path, (blob, mtime) in keep.items():
-        now = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"HEAD:{path}", check=False).output.strip()
-        if now and now == blob:
-            os.utime(wt / path, ns=(mtime, mtime))
-            restored += 1
-    return restored
-
-
 def merged(ctx: Context, wt: Path, patches: list) -> bool:
     """Is the base already carrying these patches? Then they reverse-apply, last first
     (in a scratch index, so the worktree is not touched)."""
@@ -116,7 +61,7 @@ def merged(ctx: Context, wt: Path, patches: list) -> bool:
 
 def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
     # no O= directory of this series yet: each arch's first one is seeded from the base's
-    wt, keep = worktree(ctx, repo, name, base, age=not any((ctx.cache / "build" / name).glob("*/out")))
+    wt, keep = worktree.kept(ctx, repo, name, base, age=not any((ctx.cache / "build" / name).glob("*/out")))
     result = Applied(wt, base)
     log = ctx.log("apply.log")
     env = {"GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
@@ -159,7 +104,7 @@ def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Appli
             )
         break
     if result.ok:
-        restored = restore_mtimes(ctx, wt, keep)
+        restored = worktree.restore_mtimes(ctx, wt, keep)
         if keep:
             ctx.runner.note(f"# kept the mtime of {restored}/{len(keep)} files whose content did not change")
     return result
@@ -181,5 +126,5 @@ def checkout(work: Work) -> Outcome:
     """The base's own kept worktree, for a base lane."""
     src = work.need("source")
     commit = src.artifacts["commit"]
-    tree = worktree(work.ctx, Path(src.artifacts["repo"]), base_builds(commit), commit)[0]
+    tree = worktree.kept(work.ctx, Path(src.artifacts["repo"]), base_builds(commit), commit)[0]
     return Outcome(Status.PASS, f"base {commit[:12]} in {tree}", artifacts={"worktree": str(tree)})

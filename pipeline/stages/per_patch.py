@@ -17,7 +17,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.stages import apply, build, coverage
+from pipeline.stages import build, coverage, worktree
 from pipeline.model import config
 from pipeline.infra.context import Context
 from pipeline.model.lane import Role
@@ -94,7 +94,7 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
     inputs: every file this arch's build compiles from (coverage.compiled_inputs of a build of the
     same config); a patch that changes none of them is not built: its state builds as the one before.
     The worktree is shared by every arch's lane: keep receives the mtimes the tip's files
-    had before the steps, to be restored once this arch's tip has built (apply.restore_mtimes),
+    had before the steps, to be restored once this arch's tip has built (worktree.restore_mtimes),
     so the other arches' build directories do not see the steps' checkouts as changes."""
     steps: list[Step] = []
     moved = False
@@ -119,7 +119,7 @@ def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.S
                 continue
             ctx.progress.say("steps", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
             if not moved and keep is not None:
-                keep.update(apply.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
+                keep.update(worktree.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
             before = ctx.runner.git(worktree, "rev-parse", "HEAD").output.strip()
             ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
             moved = True

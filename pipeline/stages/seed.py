@@ -3,9 +3,10 @@
 A new series differs from its base in a few files, yet its first build used to
 compile the whole kernel (15 min for x86_64 here). Instead:
 
-- a series' worktree, when it is created and no O= directory of that series exists
-  yet, gets an old mtime on every file (age_worktree), so the base's objects,
-  built later than that, are up to date for every file the series leaves alone;
+- a base's worktree is dated old when it is made, and a series' new worktree is
+  hard-linked from it (stages/worktree.py) when no O= directory of that series exists
+  yet, so the base's objects, built later, are up to date for every file the series
+  leaves alone;
 - its first build on an arch copies the base's finished O= directory (under the
   base's directory lock, so no base build writes it meanwhile) and then touches
   every file that differs between the base and the tree being built, so make
@@ -31,14 +32,16 @@ OLD = 946684800  # 2000-01-01: older than any object a build writes
 
 
 def age_worktree(wt: Path) -> int:
-    """Give every file of a new worktree an old mtime; returns how many."""
+    """Give every file of a worktree an old mtime; returns how many. A file hard-linked from the
+    base's worktree (stages/worktree.py) is left alone: it is the base's, dated when that was made."""
     count = 0
     for root, dirs, files in os.walk(wt):
         if root == str(wt):
             dirs[:] = [d for d in dirs if d != ".git"]
         for name in files:
             path = os.path.join(root, name)
-            if not os.path.islink(path):
+            st = os.lstat(path)
+            if not os.path.islink(path) and st.st_nlink == 1:
                 os.utime(path, (OLD, OLD))
                 count += 1
     return count

@@ -1,0 +1,119 @@
+"""The kept git worktrees runs build from: one per base commit, one per series.
+
+A base's worktree is checked out once, dated old (stages/seed.py: the base's objects, built
+later, stand for every file) and kept. A series' new worktree is made from it in a second or
+two instead of a checkout of 90,000 files: `git worktree add --no-checkout`, every file
+hard-linked from the base's worktree, and the base's index copied, so git sees a clean
+checkout at once. The links keep the base's old dates, which is what a new series needs.
+
+Hard links are safe because nothing writes a worktree file in place: git replaces a file it
+changes with a new one (a new inode), kseries only changes dates of files git wrote for the
+series, and containers mount /src read-only. A link changes a file's ctime, so the shared repo
+has core.trustctime off. A kept worktree is reset to the base each run; files whose content ends
+up as it was get their old mtime back (snapshot, restore_mtimes), so the kept O= directory sees
+only what really changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from pipeline.infra import locks
+from pipeline.infra.context import Context
+from pipeline.model.lane import base_builds
+from pipeline.stages.seed import age_worktree
+
+
+def gitdir(wt: Path) -> Path:
+    return Path((wt / ".git").read_text().split("gitdir:", 1)[1].strip())
+
+
+def kept(ctx: Context, repo: Path, name: str, base: str,
+         age: bool = False) -> tuple[Path, dict[str, tuple[str, int]]]:
+    """The kept worktree `name`, reset to base; returns it and the mtimes worth restoring.
+    age: no O= directory of this series exists, so every file must be older than the base's
+    objects (a new worktree is made so; a kept one is dated again)."""
+    wt = ctx.cache / "trees" / name
+    log = ctx.log("apply.log")
+    if not (wt / ".git").exists():
+        ctx.runner.git(repo, "worktree", "prune")
+        origin = base_builds(base)
+        if name != origin and age and link(ctx, repo, base_tree(ctx, repo, base), wt, base):
+            return wt, {}
+        ctx.progress.say("apply", "", f"checking out the base into {wt}")
+        ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
+        if age or name == origin:  # a base's O= (kept across worktrees) was built from this same content
+            ctx.runner.note(f"# {age_worktree(wt)} files of the new worktree dated 2000-01-01 (stages/seed.py)")
+            ctx.runner.git(wt, "update-index", "-q", "--refresh", log=log, check=False, timeout=1800)
+        return wt, {}
+    (gitdir(wt) / "index.lock").unlink(missing_ok=True)  # left by a run killed mid-checkout
+    ctx.runner.git(wt, "am", "--abort", check=False)
+    old = ctx.runner.git(wt, "rev-parse", "HEAD", check=False).output.strip()
+    keep = snapshot(ctx, wt, old, base) if old else {}
+    # a file whose date alone changed (dated by kseries) is rewritten by checkout -f unless the index
+    # is refreshed first (a content check): refreshed, checkout writes only what differs
+    ctx.runner.git(wt, "update-index", "-q", "--refresh", log=log, check=False, timeout=1800)
+    ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, timeout=1800)
+    ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, timeout=1800)
+    if age:  # a kept worktree, but no O= of the series left: the base's objects stand, as for a new one
+        ctx.runner.note(f"# {age_worktree(wt)} files of the worktree dated 2000-01-01: no O= of the series")
+    return wt, keep
+
+
+def base_tree(ctx: Context, repo: Path, base: str) -> Path:
+    """The base's kept worktree as it is (a run building the base may be reading it), made when
+    missing under the base's directory lock (a base lane's checkout takes it too)."""
+    wt = ctx.cache / "trees" / base_builds(base)
+    if not (wt / ".git").exists():
+        say = lambda text: ctx.progress.say("apply", "", text)  # noqa: E731
+        with locks.hold(ctx.cache, f"dirs-{base_builds(base)}", say, ctx.run_dir.name):
+            if not (wt / ".git").exists():
+                kept(ctx, repo, base_builds(base), base)
+    return wt
+
+
+def link(ctx: Context, repo: Path, origin: Path, wt: Path, base: str) -> bool:
+    """Make wt a worktree at base whose files are hard links to origin's (a worktree at base).
+    False, with nothing left behind, when that cannot be done (another file system, a race):
+    the caller checks out instead."""
+    log = ctx.log("apply.log")
+    ctx.runner.git(repo, "config", "core.trustctime", "false")
+    ctx.runner.git(repo, "worktree", "add", "-q", "--no-checkout", "-f", "--detach", str(wt), base, log=log)
+    entries = sorted(str(p) for p in origin.iterdir() if p.name != ".git")
+    done = ctx.runner.run(["cp", "-al", "--", *entries, str(wt)], log=log, check=False, timeout=1800)
+    if done.returncode == 0 and (gitdir(origin) / "index").is_file():
+        shutil.copyfile(gitdir(origin) / "index", gitdir(wt) / "index")
+        # git checks every file against the index: what differs from base is written anew
+        checked = ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, check=False, timeout=1800)
+        if checked.returncode == 0 and ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log,
+                                                      check=False).returncode == 0:
+            ctx.progress.say("apply", "", f"worktree {wt.name}: files linked from {origin.name}")
+            return True
+    ctx.runner.git(repo, "worktree", "remove", "--force", str(wt), check=False)
+    shutil.rmtree(wt, ignore_errors=True)
+    return False
+
+
+def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:
+    """For every file that differs between since and at: its blob at `at` and its mtime now,
+    so restore_mtimes can give it back once the worktree holds that blob again."""
+    keep: dict[str, tuple[str, int]] = {}
+    for path in ctx.runner.git(wt, "diff", "--name-only", since, at).output.split():
+        blob = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"{at}:{path}", check=False).output.strip()
+        try:
+            keep[path] = (blob, os.stat(wt / path).st_mtime_ns)
+        except FileNotFoundError:
+            pass
+    return keep
+
+
+def restore_mtimes(ctx: Context, wt: Path, keep: dict[str, tuple[str, int]]) -> int:
+    restored = 0
+    for path, (blob, mtime) in keep.items():
+        now = ctx.runner.git(wt, "rev-parse", "-q", "--verify", f"HEAD:{path}", check=False).output.strip()
+        if now and now == blob:
+            os.utime(wt / path, ns=(mtime, mtime))
+            restored += 1
+    return restored
