@@ -154,9 +154,14 @@ def main() -> int:
         if args.cold:
             runs.append(cold(work, args.arch))
         text = bench_report.render(runs, hand, args.arch)
+    failed = [f"{r.label} (exit {r.code})" for r in runs if r.code not in (0, 1)]
+    if failed:  # an ERROR run measures nothing: its figures would mislead
+        print(f"bench: {', '.join(failed)} ended in ERROR; {args.output} is left as it was. "
+              "Read the runs' summary.txt, fix the machine (invoke setup starts the engine) and rerun.")
+        return 1
     Path(args.output).write_text(text)
     print(text)
-    return 0 if all(r.code in (0, 1) for r in runs) else 1
+    return 0
 
 
 if __name__ == "__main__":

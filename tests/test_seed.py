@@ -126,3 +126,23 @@ def test_a_series_worktree_that_cannot_be_linked_is_checked_out(tmp_path, monkey
     assert (wt / "util.c").read_text() == "int x;\n" and os.stat(wt / "util.c").st_mtime == seed.OLD
     assert git(wt, "status", "--porcelain") == ""
     assert sorted(p.name for p in (ctx.cache / "trees").iterdir()) == sorted([base_builds(base), "series"])
+
+
+def test_a_new_series_takes_the_spare_worktree_an_earlier_one_left_and_leaves_one_for_the_next(tmp_path):
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
+    spare = worktree.spare_path(ctx, base)
+    stale = spare.with_name(f"{spare.name}.making-999999999")  # a killed run's half-made spare
+    stale.mkdir(parents=True)
+    first, _ = worktree.kept(ctx, repo, "first", base, age=True)
+    worktree.settle()
+    assert (spare / ".git").is_file() and not stale.exists()
+    assert os.stat(spare / "util.c").st_ino == os.stat(first / "util.c").st_ino  # both links to the base's
+    inode = os.stat(spare / "mm.h").st_ino
+    second, _ = worktree.kept(ctx, repo, "second", base, age=True)
+    assert os.stat(second / "mm.h").st_ino == inode  # the spare itself, renamed
+    assert git(second, "status", "--porcelain") == "" and git(second, "rev-parse", "HEAD").strip() == base
+    worktree.settle()
+    assert (spare / ".git").is_file() and os.stat(spare / "mm.h").st_ino == inode  # the next one's
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert str(second) in listed and str(spare) in listed and "making" not in listed

@@ -35,7 +35,7 @@ from pipeline.model.series import load_patch_dir
 from pipeline.report import write as write_reports
 from pipeline.run import policy, select, verdict
 from pipeline.run.loop import Loop
-from pipeline.stages import build, suites
+from pipeline.stages import build, suites, worktree
 
 
 def plan(series_name: str | None, arch_names: list[str] | None, request: intake.Request | None = None,
@@ -200,7 +200,10 @@ class Run:
         """One run at a time per series: the kept worktree and O= dirs are shared."""
         with locks.hold(self.ctx.cache, f"series-{self.spec.name}", lambda text: self.ctx.progress.say("run", "", text),
                         self.record.run_id):
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                worktree.settle()  # the spare worktree a thread makes for the base's next new series
 
     def _run(self) -> int:
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "
