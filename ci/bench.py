@@ -112,9 +112,14 @@ def by_hand(run: Scenario) -> tuple[float, int]:
     for path in changed:
         os.utime(Path(worktree) / path)
     start = time.monotonic()
+    failed = []
     for argv in commands:  # ccache compiles again what it holds now (the pipeline's compile was a miss)
         argv = argv[:2] + ["-e", "CCACHE_RECACHE=1"] + argv[2:]
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode not in (0, 1):  # checkpatch and a failing test exit 1: still the same work
+            failed.append(f"exit {done.returncode}: {shlex.join(argv)[:200]}: {done.stderr.strip()[-300:]}")
+    if failed:  # a replay that did not do the work measures nothing
+        raise SystemExit("bench: the by-hand replay failed:\n" + "\n".join(failed))
     return time.monotonic() - start, len(commands)
 
 
