@@ -213,3 +213,13 @@ def test_what_a_reaped_make_wrote_is_scrubbed_before_anything_builds(tmp_path):
     assert (other / "kept.o").exists()  # no .config: not a build directory, left alone
     assert "stopped 1 container(s) a killed kseries run left running: kseries-make" in \
         run.ctx.progress.stream.getvalue()
+
+
+def test_the_tip_is_built_booted_and_tested_before_the_intermediate_steps_are_built(tmp_path, monkeypatch):
+    fakes = Fakes(monkeypatch)
+    assert new_run(tmp_path).run() == 0
+    for arch in ("x86_64", "sh4"):
+        order = [name for name, lane, _ in fakes.calls if lane == arch]
+        assert order.index("build") < order.index("boot") < order.index("steps") < order.index("per-patch")
+        assert max(i for i, name in enumerate(order) if name == "suite") < order.index("steps")
+        assert order.index("steps") < order.index("bisect")

@@ -3,8 +3,9 @@
 Shared stages run once per run; lane stages once per (arch, role) lane; suite
 stages once per test suite of the lane. A stage runs only when every stage it
 needs ended in one of the statuses that need accepts; otherwise it is SKIP
-with the reason written here. Guest stages run in the guest thread, so one
-arch boots while the next one builds.
+with the reason written here. Guest stages (the boots, and what comes after
+them: the intermediate states' builds) run in the guest thread, so one arch
+boots while the next one builds.
 
 `key` gives a digest of a stage's own inputs (besides the stages it needs): a
 result of an earlier run with the same key is reused by --resume. A stage
@@ -63,11 +64,8 @@ GRAPH: tuple[Node, ...] = (
     Node("derive", derive.stage, (APPLIED,), reported=False),
     Node("reuse", reuse.stage, (APPLIED,), reported=False),
     Node("checkout", apply.checkout, (APPLIED,), roles=(Role.BASE,), reported=False),
-    Node("steps", per_patch.steps, (APPLIED,), roles=(Role.SERIES,), reported=False),
     Node("build", build.stage, (APPLIED, Need("checkout", why="the base could not be checked out")),
          key=build.key),
-    Node("per-patch", per_patch.stage, (Need("steps", DONE), Need("build", ANY)), roles=(Role.SERIES,),
-         reported=False),
     Node("compiled", coverage.lane, (Need("build", why="the {arch} kernel build did not pass"),),
          roles=(Role.SERIES,), reported=False, key=lambda w: repr(coverage.changed(w.patches))),
     Node("userspace", userspace.stage, (Need("build", why="the {arch} kernel build did not pass"),),
@@ -82,8 +80,13 @@ GRAPH: tuple[Node, ...] = (
          reported=False, key=lambda w: ""),
     Node("suite", suites.stage, (Need("boot", RAN, why="the {arch} kernel did not run (boot {status})"),
                                  Need("boot-retry", DONE)), scope="suite", guest=True, key=suites.key),
+    # the intermediate states after the tip's build, boot and tests: the tip's answer comes first
+    Node("steps", per_patch.steps, (APPLIED, Need("build", ANY)), roles=(Role.SERIES,), guest=True,
+         reported=False),
+    Node("per-patch", per_patch.stage, (Need("steps", DONE), Need("build", ANY)), roles=(Role.SERIES,),
+         guest=True, reported=False),
     Node("bisect", bisect.stage, (Need("boot", RAN, why="the {arch} kernel did not run (boot {status})"),
-                                  Need("check", DONE), Need("boot-retry", DONE)),
+                                  Need("check", DONE), Need("boot-retry", DONE), Need("steps", DONE)),
          roles=(Role.SERIES,), guest=True, reported=False, key=lambda w: ""),
     Node("coverage", coverage.summary, (APPLIED,), scope="final"),
 )

@@ -28,7 +28,7 @@ from pipeline.model.lane import Lane, Role
 from pipeline.model.results import Case, StageResult, Status
 from pipeline.run import reuse
 from pipeline.run.graph import GRAPH, Node, digest
-from pipeline.stages import suites
+from pipeline.stages import per_patch, suites
 from pipeline.stages.interface import Outcome, Work
 
 
@@ -173,9 +173,10 @@ class Loop:
     def shared_dirs(self, task: Task, work: Work):
         """A lane's build stages use kept trees and O= directories other runs may use too (the
         base's are shared by every series on that base): one run at a time in them."""
-        if task.lane is None or task.node.guest or task.node.name not in SHARED_DIRS:
+        if task.lane is None or task.node.name not in SHARED_DIRS:
             return contextlib.nullcontext()
-        return locks.hold(self.ctx.cache, f"dirs-{work.builds}", lambda text: self.ctx.progress.say(task.node.name, task.lane.name,
+        dirs = work.builds + (per_patch.STEPS if task.node.name == "steps" else "")  # the steps have their own
+        return locks.hold(self.ctx.cache, f"dirs-{dirs}", lambda text: self.ctx.progress.say(task.node.name, task.lane.name,
                                                                                    text), self.record.run_id)
 
     def key(self, task: Task, work: Work) -> str:

@@ -282,13 +282,6 @@ def stage(work: Work) -> Outcome:
     work.image(work.arch.toolchain)
     built = run(work.ctx, work.src, work.arch, work.spec, lane.dir, dirs=work.builds, trusted=lane.is_base,
                 base="" if lane.is_base else work.need("source").artifacts["commit"])
-    if not lane.is_base and built.ok:  # the per-patch checkouts moved files: give them back their mtimes
-        from pipeline.stages import per_patch, worktree
-
-        moved = per_patch.moved(work)
-        if moved:
-            restored = worktree.restore_mtimes(work.ctx, work.src, moved)
-            work.ctx.runner.note(f"# steps done: gave {restored}/{len(moved)} files their pre-step mtime back")
     artifacts = {"out_dir": str(built.out_dir)} if built.out_dir else {}
     if built.kernel is not None:
         artifacts["kernel"] = str(built.kernel)

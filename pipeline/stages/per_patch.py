@@ -1,12 +1,14 @@
 """Stages 'steps' and 'per-patch': the tree after every patch of the series must build, on every arch.
 
-Each intermediate state is built incrementally in the series' own O=
-directory (git checkout touches only the files a step changes, so make
-rebuilds only those); the tip is then the lane's normal build. A step's
-result is cached by (tree, arch, fragments, toolchain image), so a rerun of
-the same series does no step build at all. Warnings are compared step to step
-as sets (pipeline/diagnostics.py): a warning that appears at patch k is that
-patch's.
+The tip is the lane's build, booted and tested first. The intermediate states
+are built after that, in a worktree and O= directories of their own
+(<series>+steps, the O= seeded from the base's), each incrementally on top of
+the one before (git checkout touches only the files a step changes, so make
+rebuilds only those). A patch that changes nothing the arch compiles is not
+built. A step's result is cached by (tree, arch, fragments, toolchain image),
+so a rerun of the same series does no step build at all. Warnings are compared
+step to step as sets (pipeline/diagnostics.py): a warning that appears at
+patch k is that patch's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from pipeline.stages import build, coverage, worktree
 from pipeline.model import config
@@ -86,60 +89,57 @@ def _record(path: Path) -> dict | None:
         return None
 
 
-def intermediate(ctx: Context, worktree: Path, arch: config.Arch, spec: config.SeriesConfig, lane: Path,
-                 patches: list, commits: list[str], dirs: str, image: str,
-                 keep: dict | None = None, inputs: set[str] | None = None, base: str = "") -> list[Step]:
-    """Build every state but the tip (patches 1..n-1), each on top of the previous, in order.
+def intermediate(ctx: Context, repo: Path, tree: Callable[[], tuple[Path, dict]], arch: config.Arch, spec: config.SeriesConfig,
+                 lane: Path, patches: list, commits: list[str], dirs: str, image: str,
+                 inputs: set[str] | None = None, base: str = "") -> list[Step]:
+    """Build every state but the tip (patches 1..n-1), each on top of the previous, in order, in the
+    steps' own worktree (tree(): made when a state first needs building) and O= directories (dirs).
 
     inputs: every file this arch's build compiles from (coverage.compiled_inputs of a build of the
-    same config); a patch that changes none of them is not built: its state builds as the one before.
-    The worktree is shared by every arch's lane: keep receives the mtimes the tip's files
-    had before the steps, to be restored once this arch's tip has built (worktree.restore_mtimes),
-    so the other arches' build directories do not see the steps' checkouts as changes."""
+    same config); a patch that changes none of them is not built: its state builds as the one before."""
     steps: list[Step] = []
-    moved = False
-    try:
-        for patch, commit in zip(patches[:-1], commits[:-1]):
-            same = _unaffected(patch, arch, inputs, steps)
-            if same is not None:
-                steps.append(same)
-                continue
-            key = step_key(ctx, worktree, commit, arch, spec, image)
-            cached = _cache(ctx, key)
-            data = _record(cached)
-            if data is not None:
-                if "label" in data:  # written before steps carried index and total
-                    index, total = data.pop("label").split("/")
-                    data.update(index=int(index), total=int(total))
-                # the record holds what the tree decided; which patch of which series it is, this run says
-                data.update(index=patch.index, total=patch.total, subject=patch.subject)
-                if not Path(data.get("kernel") or "/nonexistent").is_file():
-                    data["kernel"] = ""  # not kept (an older record, or removed): a bisection rebuilds it
-                steps.append(Step(**{**data, "status": Status(data["status"]), "reused": True}))
-                continue
-            ctx.progress.say("steps", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
-            if not moved and keep is not None:
-                keep.update(worktree.snapshot(ctx, worktree, commits[-1], f"{commits[0]}^"))
-            before = ctx.runner.git(worktree, "rev-parse", "HEAD").output.strip()
-            ctx.runner.git(worktree, "checkout", "-q", "--detach", commit)
-            moved = True
-            if base and not build.lane_dirs(ctx, dirs, arch)[1].exists():  # this build seeds the O=
-                from pipeline.stages.seed import age_as_base
+    worktree_: Path | None = None
+    for patch, commit in zip(patches[:-1], commits[:-1]):
+        same = _unaffected(patch, arch, inputs, steps)
+        if same is not None:
+            steps.append(same)
+            continue
+        key = step_key(ctx, repo, commit, arch, spec, image)
+        cached = _cache(ctx, key)
+        data = _record(cached)
+        if data is not None:
+            if "label" in data:  # written before steps carried index and total
+                index, total = data.pop("label").split("/")
+                data.update(index=int(index), total=int(total))
+            # the record holds what the tree decided; which patch of which series it is, this run says
+            data.update(index=patch.index, total=patch.total, subject=patch.subject)
+            if not Path(data.get("kernel") or "/nonexistent").is_file():
+                data["kernel"] = ""  # not kept (an older record, or removed): a bisection rebuilds it
+            steps.append(Step(**{**data, "status": Status(data["status"]), "reused": True}))
+            continue
+        keep: dict = {}
+        if worktree_ is None:
+            worktree_, keep = tree()
+        ctx.progress.say("steps", lane.name, f"patch {patch.label}: checking out {commit[:12]}")
+        before = ctx.runner.git(worktree_, "rev-parse", "HEAD").output.strip()
+        ctx.runner.git(worktree_, "checkout", "-q", "--detach", commit)
+        if keep:  # what the kept O= holds already keeps its date
+            restored = worktree.restore_mtimes(ctx, worktree_, keep)
+            ctx.runner.note(f"# steps worktree: kept the mtime of {restored}/{len(keep)} files whose content did not change")
+        if base and not build.lane_dirs(ctx, dirs, arch)[1].exists():  # this build seeds the O=
+            from pipeline.stages.seed import age_as_base
 
-                aged = age_as_base(ctx, worktree, base, before, commit)
-                ctx.runner.note(f"# {aged} file(s) the checkout gave back the base's content: dated as the base's")
-            b = build.run(ctx, worktree, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}", base=base)
-            step = Step(patch.index, patch.total, patch.subject, b.case.status, round(b.case.seconds, 1), b.case.message,
-                        b.case.detail, b.facts.get("warnings", []), kernel=keep_kernel(b, arch, cached))
-            if b.case.status in (Status.PASS, Status.FAIL):  # an infrastructure error is not remembered
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(".tmp")  # whole or not at all
-                tmp.write_text(json.dumps({**asdict(step), "status": step.status.value, "reused": False}))
-                tmp.replace(cached)
-            steps.append(step)
-    finally:  # the tip again, even when a step raised: the lane's build must build the tip
-        if moved:
-            ctx.runner.git(worktree, "checkout", "-q", "--detach", commits[-1])
+            aged = age_as_base(ctx, worktree_, base, before, commit)
+            ctx.runner.note(f"# {aged} file(s) the checkout gave back the base's content: dated as the base's")
+        b = build.run(ctx, worktree_, arch, spec, lane, dirs=dirs, step=f"patch {patch.label}", base=base)
+        step = Step(patch.index, patch.total, patch.subject, b.case.status, round(b.case.seconds, 1), b.case.message,
+                    b.case.detail, b.facts.get("warnings", []), kernel=keep_kernel(b, arch, cached))
+        if b.case.status in (Status.PASS, Status.FAIL):  # an infrastructure error is not remembered
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp")  # whole or not at all
+            tmp.write_text(json.dumps({**asdict(step), "status": step.status.value, "reused": False}))
+            tmp.replace(cached)
+        steps.append(step)
     return steps
 
 
@@ -185,18 +185,30 @@ def cases(arch: str, steps: list[Step], base_warnings: list[str] | None) -> list
     return out
 
 
+STEPS = "+steps"  # the steps' kept worktree and O= directories: <series>+steps
+
+
 def steps(work: Work) -> Outcome:
-    """Build patches 1..n-1 of the series (the tip is the lane's build stage)."""
+    """Build patches 1..n-1 of the series, after the tip's build, boot and tests (the tip is the
+    lane's build stage), in a worktree and O= directories of their own: the tip's stay as they are."""
     commits = work.need("apply").artifacts.get("commits", [])
     if len(commits) < 2:
         return Outcome(Status.SKIP, "a single patch: the lane's build is its only build")
     lane = work.lane
     image = work.image(work.arch.toolchain)
-    keep: dict = {}
-    done = intermediate(work.ctx, work.src, work.arch, work.spec, lane.dir, work.patches, commits, work.builds,
-                        image, keep=keep, inputs=_inputs(work), base=work.need("source").artifacts["commit"])
+    src = work.need("source").artifacts
+    repo, base, dirs = Path(src["repo"]), src["commit"], work.builds + STEPS
+
+    def tree() -> tuple[Path, dict]:
+        """The steps' kept worktree at the base, and the mtimes to give back (stages/worktree.py); with
+        no O= of the steps left, its files are dated as the base's and no mtime is given back."""
+        fresh = not any((work.ctx.cache / "build" / dirs).glob("*/out"))
+        wt, keep = worktree.kept(work.ctx, repo, dirs, base, age=fresh)
+        return wt, ({} if fresh else keep)
+
+    done = intermediate(work.ctx, repo, tree, work.arch, work.spec, lane.dir, work.patches, commits, dirs,
+                        image, inputs=_inputs(work), base=base)
     (lane.dir / "steps.json").write_text(json.dumps([{**asdict(s), "status": s.status.value} for s in done]))
-    (lane.dir / "steps-mtimes.json").write_text(json.dumps(keep))
     built = sum(1 for s in done if not s.reused and not s.skipped)
     skipped = sum(1 for s in done if s.skipped)
     status = Status.worst([Status.PASS, *(s.status for s in done if s.status != Status.FAIL)])
@@ -204,7 +216,7 @@ def steps(work: Work) -> Outcome:
                    f"reused, {skipped} not built (nothing this arch compiles changed)",
                    facts={"built": built, "skipped": skipped,
                           "seconds": round(sum(s.seconds for s in done if not s.reused), 1)},
-                   artifacts={"steps": str(lane.dir / "steps.json"), "mtimes": str(lane.dir / "steps-mtimes.json")})
+                   artifacts={"steps": str(lane.dir / "steps.json")})
 
 
 def _inputs(work: Work) -> set[str] | None:
@@ -232,12 +244,6 @@ def recorded(work: Work) -> list[Step]:
     if not path:
         return []
     return [Step(**{**d, "status": Status(d["status"])}) for d in json.loads(Path(path).read_text())]
-
-
-def moved(work: Work) -> dict:
-    """The mtimes the steps' checkouts took from the tip's files (path -> (blob, mtime))."""
-    path = work.need("steps").artifacts.get("mtimes")
-    return {k: tuple(v) for k, v in json.loads(Path(path).read_text()).items()} if path else {}
 
 
 def stage(work: Work) -> Outcome:
