@@ -84,7 +84,8 @@ def fresh(name: str) -> None:
     """Forget a bench series' kept worktree, O= directories and ccache store: it arrives as a new
     series does (a v2 fetched by its message-id is a new ad hoc series too)."""
     for store in ("trees", "build", "ccache-series"):
-        shutil.rmtree(cache_root() / store / name, ignore_errors=True)
+        for dirs in (name, name + "+steps"):
+            shutil.rmtree(cache_root() / store / dirs, ignore_errors=True)
 
 
 def arena_patch(repo: Path, commit: str) -> str:

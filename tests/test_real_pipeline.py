@@ -325,7 +325,7 @@ def test_sigint_mid_build_then_resume_completes_without_redoing_finished_stages(
         if found:
             run_dir = found[0].parent
             stages = json.loads(found[0].read_text() or "{}").get("stages", [])
-            if any(s["stage"] == "steps" and s["role"] == "series" for s in stages):
+            if any(s["stage"] == "reuse" and s["role"] == "series" for s in stages):
                 break  # the series' build is next: give make a moment to start
         time.sleep(0.5)
     time.sleep(4)
