@@ -88,19 +88,6 @@ def fresh(name: str) -> None:
             shutil.rmtree(cache_root() / store / dirs, ignore_errors=True)
 
 
-def arena_patch(repo: Path, commit: str) -> str:
-    """One real patch to kernel/bpf/arena.c, different each time: a comment line at its end."""
-    import difflib
-
-    path = "kernel/bpf/arena.c"
-    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
-                         check=True).stdout.splitlines(keepends=True)
-    new = old + [f"/* kseries bench {time.strftime('%Y%m%d-%H%M%S')} */\n"]
-    diff = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
-    return (f"From: Bench <b@example.org>\nSubject: [PATCH] bpf: arena: a note\n\nA benchmark patch.\n\n"
-            f"Signed-off-by: Bench <b@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")
-
-
 def by_hand(run: Scenario) -> tuple[float, int]:
     """Replay every container command of the run, in order, after making make's work the same
     again (the series' changed files newer than their objects). (seconds, commands)."""
@@ -153,7 +140,7 @@ def main() -> int:
                        env=seedlike.write(work / "configs", "bench_reworded", seedlike.reworded())))
         ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
         base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
-        env = seedlike.write(work / "configs", "bench_arena", [arena_patch(base.repo, base.commit)])
+        env = seedlike.write(work / "configs", "bench_arena", [seedlike.note_patch(base.repo, base.commit, "kernel/bpf/arena.c", "bpf: arena: a note")])
         fresh("bench_arena")
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])

@@ -7,8 +7,11 @@ returns the environment that points `invoke ci` at that copy with lore out of re
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 from pipeline.model import config
@@ -40,3 +43,14 @@ def reworded() -> list[str]:
     """The seed's patch mails as a v2 whose changelogs say more and whose code is the same."""
     return [re.sub(r"\n\n", "\n\nReworded for v2: the code is unchanged.\n\n", p.read_text(), count=1)
             .replace("[PATCH ", "[PATCH v2 ", 1) for p in sorted(config.load_series(SEED).patch_dir.glob("*.patch"))]
+
+
+def note_patch(repo: Path, commit: str, path: str, subject: str, tag: str = "PATCH") -> str:
+    """A real patch mail that adds a comment line at the end of path, different each time (so no
+    cache holds its tree): a new series that changes one file and nothing else."""
+    old = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                         check=True).stdout.splitlines(keepends=True)
+    new = old + [f"/* kseries test note {time.strftime('%Y%m%d-%H%M%S')} {time.monotonic_ns()} */\n"]
+    diff = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
+    return (f"From: Tester <t@example.org>\nSubject: [{tag}] {subject}\n\nA test patch.\n\n"
+            f"Signed-off-by: Tester <t@example.org>\n---\ndiff --git a/{path} b/{path}\n{diff}")

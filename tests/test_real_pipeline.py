@@ -547,3 +547,34 @@ def test_a_reworded_v2_takes_the_tested_results_and_rerun_tests_runs_them_again(
     assert boot["reused"] == "" and boot["status"] == "PASS", boot  # booted and tested afresh
     assert all(s["reused"] for s in again["stages"] if s["stage"] == "boot" and s["role"] == "base")  # the reference
     assert again["provenance"]["earlier test results"] == "not taken (--rerun-tests)"
+
+
+def test_the_tip_is_booted_before_its_intermediate_state_builds_in_a_tree_of_its_own(ci_runs, tmp_path):
+    """A new two-patch series (a note in kernel/bpf/arena.c, then one in mm/util.c; new each time, so
+    no record holds them): the tip builds, boots and is tested first; then patch 1/2 builds in the
+    steps' own worktree and O= (<series>+steps, seeded from the base's: an incremental build), and
+    the tip's worktree is never moved from the tip."""
+    ctx = Context(tmp_path / "ctx", cache_root(), Runner(), Progress())
+    base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
+    mails = [seedlike.note_patch(base.repo, base.commit, "kernel/bpf/arena.c", "bpf: arena: a note", "PATCH 1/2"),
+             seedlike.note_patch(base.repo, base.commit, "mm/util.c", "mm: util: a note", "PATCH 2/2")]
+    proc, results = run_test_series(tmp_path, "tipfirst", mails)
+    assert proc.returncode == 0 and "VERDICT: no regressions" in proc.stdout, proc.stdout[-3000:] + proc.stderr
+    said = proc.stdout.splitlines()
+    booted = min(i for i, line in enumerate(said) if " boot " in line and " x86_64 " in line and "booting" in line
+                 and "base" not in line)
+    stepped = min(i for i, line in enumerate(said) if "patch 1/2: checking out" in line)
+    assert booted < stepped, "\n".join(said[min(booted, stepped):max(booted, stepped) + 1])
+    record = json.loads(((results / "latest").resolve() / "results.json").read_text())
+    by = {(s["stage"], s["role"]): s for s in record["stages"] if not s["suite"]}
+    assert by[("steps", "series")]["facts"]["built"] == 1 and not by[("build", "series")]["reused"]
+    step = next(c for c in by[("per-patch", "series")]["cases"] if c["patch"] == 1 and c["test"] == "build")
+    assert step["status"] == "PASS", step
+    kbuild = int(step["message"].split("(")[1].split()[0])
+    assert kbuild < 300, step["message"]  # arena.c and the link, on the base's objects: not a full build
+    commits = by[("apply", "series")]["artifacts"]["commits"]
+    head = lambda tree: subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,  # noqa: E731
+                                       text=True, check=True).stdout.strip()
+    assert head(cache_root() / "trees" / "tipfirst") == commits[1]
+    assert head(cache_root() / "trees" / "tipfirst+steps") == commits[0]
+    assert (cache_root() / "build" / "tipfirst+steps" / "x86_64" / "out" / ".config").is_file()
