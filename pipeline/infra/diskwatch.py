@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 
-def _size(path: Path) -> int:
+def size(path: Path) -> int:
     """Bytes under path (allocated blocks; hard links once), without following symlinks."""
     total, seen = 0, set()
     for root, dirs, files in os.walk(path):
@@ -32,11 +32,11 @@ class DiskWatch:
     def __init__(self, spec, every: float = 10.0):
         self.spec, self.every = spec, every
         self.paths = [m.host for m in spec.mounts if m.writable]
-        self.start = sum(_size(p) for p in self.paths) if spec.disk else 0
+        self.start = sum(size(p) for p in self.paths) if spec.disk else 0
         self.exceeded = threading.Event()
 
     def over(self) -> bool:
-        return bool(self.spec.disk) and sum(_size(p) for p in self.paths) - self.start > self.spec.disk
+        return bool(self.spec.disk) and sum(size(p) for p in self.paths) - self.start > self.spec.disk
 
     def watch(self, stop: Callable[[], None], finished: threading.Event) -> None:
         while self.spec.disk and not finished.wait(self.every):

@@ -33,3 +33,22 @@ def hold(cache: Path, name: str, say: Callable[[str], None] = lambda text: None,
         lock.write(f"pid {os.getpid()}{' (' + holder + ')' if holder else ''}\n")
         lock.flush()
         yield
+
+
+@contextmanager
+def attempt(cache: Path, name: str, holder: str = "") -> Iterator[bool]:
+    """Hold the lock `name` if it is free (True), else go on without it (False): for work that
+    is worth doing only now, such as a spare copy for later."""
+    path = cache / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}{' (' + holder + ')' if holder else ''}\n")
+        lock.flush()
+        yield True

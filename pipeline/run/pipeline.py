@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from pipeline.infra import locks
+from pipeline.infra import background, locks
 from pipeline.infra.context import Context, cache_root
 from pipeline.infra.errors import KseriesError, Terminated, UserError
 from pipeline.infra.progress import Progress
@@ -35,7 +35,7 @@ from pipeline.model.series import load_patch_dir
 from pipeline.report import write as write_reports
 from pipeline.run import policy, select, verdict
 from pipeline.run.loop import Loop
-from pipeline.stages import build, suites, worktree
+from pipeline.stages import build, suites
 
 
 def plan(series_name: str | None, arch_names: list[str] | None, request: intake.Request | None = None,
@@ -203,7 +203,7 @@ class Run:
             try:
                 return self._run()
             finally:
-                worktree.settle()  # the spare worktree a thread makes for the base's next new series
+                background.settle()  # the spare worktree and O= threads make for the next new series
 
     def _run(self) -> int:
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "

@@ -10,7 +10,9 @@ compile the whole kernel (15 min for x86_64 here). Instead:
 - its first build on an arch copies the base's finished O= directory (under the
   base's directory lock, so no base build writes it meanwhile) and then touches
   every file that differs between the base and the tree being built, so make
-  rebuilds exactly what those files reach (kbuild's .cmd dependencies).
+  rebuilds exactly what those files reach (kbuild's .cmd dependencies). The copy
+  is usually made already: each seeding leaves a thread copying a spare one
+  (build/.spare/) for the next new series, which takes it with a rename.
 
 The copy, not hard links: make rewrites objects in place, which would change the
 base's. Correctness does not depend on the ageing: a file whose content differs
@@ -24,7 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.infra import locks
+from pipeline.infra import background, diskwatch, locks
 from pipeline.infra.context import Context
 from pipeline.model import config
 
@@ -64,28 +66,67 @@ def age_as_base(ctx: Context, wt: Path, base_commit: str, before: str, after: st
     return count
 
 
+def spare_out(ctx: Context, base_dirs: str, arch: config.Arch) -> Path:
+    return ctx.cache / "build" / ".spare" / base_dirs / arch.name / "out"
+
+
 def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: str, base_commit: str,
          lane: str) -> bool:
-    """Create out_dir as a copy of the base's finished O= directory, then make the files that differ
-    from the base newer than every copied object. False when the base has no finished build."""
+    """Create out_dir as a copy of the base's finished O= directory (the spare copy an earlier run
+    left, taken with a rename, or a copy made now), then make the files that differ from the base
+    newer than every copied object; a thread then copies a spare for the next new series.
+    False when the base has no finished build."""
     from pipeline.stages.build import lane_dirs
 
     base_out = lane_dirs(ctx, base_dirs, arch)[1]
     say = lambda text: ctx.progress.say("build", lane, text)  # noqa: E731
     start = time.monotonic()
-    tmp = out_dir.with_name(out_dir.name + ".seeding")
-    with locks.hold(ctx.cache, f"dirs-{base_dirs}", say, ctx.run_dir.name):
-        if not (base_out / arch.kernel.image_path).exists():
-            return False
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(tmp)], timeout=1800)
-    tmp.rename(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    spare, how = spare_out(ctx, base_dirs, arch), "the spare copy of the base's build"
+    try:
+        os.rename(spare, out_dir)  # whole or not at all; another run may take it first
+    except OSError:
+        how = "the base's build"
+        tmp = out_dir.with_name(out_dir.name + ".seeding")
+        with locks.hold(ctx.cache, f"dirs-{base_dirs}", say, ctx.run_dir.name):
+            if not (base_out / arch.kernel.image_path).exists():
+                return False
+            shutil.rmtree(tmp, ignore_errors=True)
+            ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(tmp)], timeout=1800)
+        tmp.rename(out_dir)
     changed = ctx.runner.git(src, "diff", "--name-only", base_commit, "HEAD").output.split()
     now = time.time()
     for path in changed:
         if (src / path).exists():
             os.utime(src / path, (now, now))
-    say(f"O= seeded from the base's build in {time.monotonic() - start:.0f} s: make rebuilds what the "
+    say(f"O= seeded from {how} in {time.monotonic() - start:.0f} s: make rebuilds what the "
         f"{len(changed)} changed file(s) reach")
+    make_spare(ctx, base_out, spare, base_dirs, arch)
     return True
+
+
+def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: config.Arch) -> None:
+    """In a thread: copy the base's finished O= for the next new series on this base and arch,
+    when the disk has room for it three times over and no run is writing the base's O=."""
+    def work() -> None:
+        making = spare.with_name(f"out.making-{os.getpid()}")
+        if spare.exists() or not (base_out / arch.kernel.image_path).exists():
+            return
+        for stale in spare.parent.glob("out.making-*"):  # a killed run's half-made copy
+            if not background.alive(stale.name.rsplit("-", 1)[1]):
+                shutil.rmtree(stale, ignore_errors=True)
+        need = 3 * diskwatch.size(base_out) + 4 * 2**30
+        if shutil.disk_usage(ctx.cache).free < need:
+            ctx.runner.note(f"# no spare O= copy: less than {need >> 30} GiB free in {ctx.cache}")
+            return
+        with locks.attempt(ctx.cache, f"dirs-{base_dirs}", ctx.run_dir.name) as held:
+            if not held or not (base_out / arch.kernel.image_path).exists():
+                return
+            spare.parent.mkdir(parents=True, exist_ok=True)
+            ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(making)], timeout=1800)
+        try:
+            os.rename(making, spare)
+        except OSError:  # another run's spare is there already
+            shutil.rmtree(making, ignore_errors=True)
+
+    background.start(ctx, "spare O= directory", work)

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
-from pipeline.infra import locks
+from pipeline.infra import background, locks
 from pipeline.infra.context import Context
 from pipeline.model.lane import base_builds
 from pipeline.stages.seed import age_worktree
@@ -125,47 +124,23 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
     return True
 
 
-_making: list[threading.Thread] = []
-
-
 def make_spare(ctx: Context, repo: Path, base: str) -> None:
     """In a thread: link a spare worktree for the base's next new series, so that series takes it
-    with a rename. Made aside and moved in place whole; settle() waits for it."""
+    with a rename. Made aside and moved in place whole."""
     def work() -> None:
         spare = spare_path(ctx, base)
         making = spare.with_name(f"{spare.name}.making-{os.getpid()}")
-        try:
-            spare.parent.mkdir(parents=True, exist_ok=True)
-            for stale in spare.parent.glob(f"{spare.name}.making-*"):  # a killed run's half-made one
-                if not _alive(stale.name.rsplit("-", 1)[1]):
-                    ctx.runner.git(repo, "worktree", "remove", "--force", str(stale), check=False)
-                    shutil.rmtree(stale, ignore_errors=True)
-            if (spare / ".git").exists() or not link(ctx, repo, base_tree(ctx, repo, base), making, base, quiet=True):
-                return
-            if ctx.runner.git(repo, "worktree", "move", str(making), str(spare), check=False).returncode:
-                ctx.runner.git(repo, "worktree", "remove", "--force", str(making), check=False)
-        except Exception as exc:  # noqa: BLE001 - a spare is a saving, never a failure of the run
-            ctx.runner.note(f"# no spare worktree made: {type(exc).__name__}: {exc}")
+        spare.parent.mkdir(parents=True, exist_ok=True)
+        for stale in spare.parent.glob(f"{spare.name}.making-*"):  # a killed run's half-made one
+            if not background.alive(stale.name.rsplit("-", 1)[1]):
+                ctx.runner.git(repo, "worktree", "remove", "--force", str(stale), check=False)
+                shutil.rmtree(stale, ignore_errors=True)
+        if (spare / ".git").exists() or not link(ctx, repo, base_tree(ctx, repo, base), making, base, quiet=True):
+            return
+        if ctx.runner.git(repo, "worktree", "move", str(making), str(spare), check=False).returncode:
+            ctx.runner.git(repo, "worktree", "remove", "--force", str(making), check=False)
 
-    thread = threading.Thread(target=work, name="spare-worktree")
-    _making.append(thread)
-    thread.start()
-
-
-def settle() -> None:
-    """Wait for the spare worktrees being made (the run ends after them)."""
-    while _making:
-        _making.pop().join()
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        pass
-    return True
+    background.start(ctx, "spare worktree", work)
 
 
 def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:

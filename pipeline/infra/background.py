@@ -1,0 +1,44 @@
+"""Work a run does beside its stages that only saves time later (a spare worktree or O=
+directory for the next new series): a thread that never fails the run. The run waits
+for these threads before it ends (settle), so nothing is left half-made by a clean exit;
+what a killed run leaves half-made is made aside and removed by the next one."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from pipeline.infra.context import Context
+
+_threads: list[threading.Thread] = []
+
+
+def start(ctx: Context, name: str, work: Callable[[], None]) -> None:
+    def guarded() -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - a saving for later, never a failure of this run
+            ctx.runner.note(f"# {name} not made: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=guarded, name=name)
+    _threads.append(thread)
+    thread.start()
+
+
+def settle() -> None:
+    """Wait for every thread started."""
+    while _threads:
+        _threads.pop().join()
+
+
+def alive(pid: str) -> bool:
+    """Is the process pid (as text, from a file name) running? For what a killed run left."""
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return True
