@@ -51,8 +51,9 @@ def write(record: RunRecord, path: Path) -> None:
                 tc.result = [Skipped(clean(case.message))]
             if case.status == Status.PASS and (case.message or case.detail):
                 tc.system_out = clean("\n".join(x for x in (case.message, case.detail) if x))
-            suite.add_testcase(tc)
+            suite.append(tc)  # add_testcase counts the whole suite again each time: once, below
     for suite in suites.values():
+        suite.update_statistics()
         xml.add_testsuite(suite)
     xml.write(str(path), pretty=True)
 

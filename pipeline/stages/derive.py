@@ -105,7 +105,7 @@ def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: 
     result = {"gates": gates, "enabled": [], "unmet": {}, "rounds": 0, "fragment": ""}
     if not wanted:
         return result
-    index = kconfig.Index(tree, srcarch)
+    index = None  # read only when a symbol is missing: the Kconfig files of every arch take a second
     asked: list[str] = []
     (work.ctx.cache / "tmp").mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"derive-{arch.name}-", dir=work.ctx.cache / "tmp"))
@@ -116,6 +116,7 @@ def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: 
             if not missing:
                 break
             more: list[str] = []
+            index = index or kconfig.Index(tree, srcarch)
             for name in missing:
                 if name not in asked:
                     more.append(name)
@@ -131,6 +132,7 @@ def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: 
         result["enabled"] = [s for s in asked if values.get("CONFIG_" + s) == "y"]
         for name in dict.fromkeys(s for syms in gates.values() for s in syms):
             if values.get("CONFIG_" + name) != "y":
+                index = index or kconfig.Index(tree, srcarch)
                 result["unmet"]["CONFIG_" + name] = why_not(index, name, values)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
