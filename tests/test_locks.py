@@ -53,3 +53,12 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     with locks.hold(tmp_path, "dirs-base-0123", said.append, "run C"):
         assert said == [] and time.monotonic() - start < 1
     assert (tmp_path / "locks" / "dirs-base-0123.lock").read_text().startswith(f"pid {os.getpid()} (run C)")
+
+
+def test_an_attempt_goes_on_without_a_lock_another_holder_has(tmp_path):
+    with locks.hold(tmp_path, "dirs-base"):
+        with locks.attempt(tmp_path, "dirs-base", "spare") as held:
+            assert held is False
+    with locks.attempt(tmp_path, "dirs-base", "spare") as held:
+        assert held is True
+        assert "(spare)" in (tmp_path / "locks" / "dirs-base.lock").read_text()

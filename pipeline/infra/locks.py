@@ -14,14 +14,16 @@ from typing import Callable, Iterator
 
 
 @contextmanager
-def hold(cache: Path, name: str, say: Callable[[str], None] = lambda text: None, holder: str = "") -> Iterator[None]:
-    """Hold the lock `name` under cache/locks; if another process holds it, say so and wait."""
+def _lock(cache: Path, name: str, say: Callable[[str], None], holder: str, wait: bool) -> Iterator[bool]:
     path = cache / "locks" / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             lock.seek(0)
             other = lock.read().strip() or "another kseries run"
             say(f"waiting for {other}, which holds {name}")
@@ -32,6 +34,13 @@ def hold(cache: Path, name: str, say: Callable[[str], None] = lambda text: None,
         lock.truncate()
         lock.write(f"pid {os.getpid()}{' (' + holder + ')' if holder else ''}\n")
         lock.flush()
+        yield True
+
+
+@contextmanager
+def hold(cache: Path, name: str, say: Callable[[str], None] = lambda text: None, holder: str = "") -> Iterator[None]:
+    """Hold the lock `name` under cache/locks; if another process holds it, say so and wait."""
+    with _lock(cache, name, say, holder, wait=True):
         yield
 
 
@@ -39,16 +48,5 @@ def hold(cache: Path, name: str, say: Callable[[str], None] = lambda text: None,
 def attempt(cache: Path, name: str, holder: str = "") -> Iterator[bool]:
     """Hold the lock `name` if it is free (True), else go on without it (False): for work that
     is worth doing only now, such as a spare copy for later."""
-    path = cache / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}{' (' + holder + ')' if holder else ''}\n")
-        lock.flush()
-        yield True
+    with _lock(cache, name, lambda text: None, holder, wait=False) as held:
+        yield held
