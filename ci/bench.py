@@ -2,7 +2,9 @@
 
 On one machine, in one go, each scenario an `invoke ci` as a user types it:
 
-- prime: the seed series (whatever the cache holds: it makes the next ones warm);
+- prime: the seed series (whatever the cache holds: it makes the next ones warm),
+  then a new one-patch series (mm/util.c), which leaves the spare worktree and O=
+  copy every new series leaves for the next (stages/worktree.py, stages/seed.py);
 - warm rerun: the same again (every lane's results are taken over: run/reuse.py);
 - reworded v2: the seed's patches with every changelog reworded, as a new
   series (no worktree or O= of its own yet): identical code, so identical
@@ -134,13 +136,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kseries-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         runs = [ci("prime", work, seedlike.SEED, args.arch)]
+        ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
+        base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
+        note = lambda path, subject: [seedlike.note_patch(base.repo, base.commit, path, subject)]  # noqa: E731
+        fresh("bench_prime")  # a new series, as any machine has run: it leaves the spares each one leaves
+        runs.append(ci("prime: a new series", work, "bench_prime", args.arch,
+                       env=seedlike.write(work / "configs", "bench_prime", note("mm/util.c", "mm: util: a note"))))
         runs.append(ci("warm rerun", work, seedlike.SEED, args.arch))
         fresh("bench_reworded")
         runs.append(ci("reworded v2", work, "bench_reworded", args.arch,
                        env=seedlike.write(work / "configs", "bench_reworded", seedlike.reworded())))
-        ctx = Context(work / "ctx", cache_root(), Runner(), Progress(open(os.devnull, "w")))
-        base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
-        env = seedlike.write(work / "configs", "bench_arena", [seedlike.note_patch(base.repo, base.commit, "kernel/bpf/arena.c", "bpf: arena: a note")])
+        env = seedlike.write(work / "configs", "bench_arena", note("kernel/bpf/arena.c", "bpf: arena: a note"))
         fresh("bench_arena")
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])

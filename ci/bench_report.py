@@ -60,8 +60,10 @@ def render(runs: list, hand: tuple[float, int], arch: str) -> str:
               "- The by-hand replay touches the series' changed files first, so make recompiles what the "
               "pipeline compiled, with CCACHE_RECACHE=1: ccache compiles again, as it did on the pipeline's "
               "miss, instead of hitting what that compile stored.",
-              "- The reworded v2 and the new series arrive as new series: their worktree is made (hard links "
-              "to the base's, stages/worktree.py) and, for a build, their O= directory seeded from the "
-              "base's; the by-hand replay, working in trees that exist, pays neither.",
-              "- The prime run's figures depend on what the cache held before; the others do not.", ""]
+              "- The reworded v2 and the new series arrive as new series: each takes the spare worktree the "
+              "run before it linked (a rename; else hard links to the base's, 1-2 s: stages/worktree.py) and, "
+              "for a build, the spare copy of the base's O= (a rename; else a copy, 2-4 s: stages/seed.py); "
+              "the by-hand replay, working in trees that exist, pays neither. The prime's new series is the "
+              "one that leaves them, as any new series does for the next.",
+              "- The primes' figures depend on what the cache held before; the others do not.", ""]
     return "\n".join(lines)
