@@ -152,7 +152,8 @@ def main() -> int:
         hand = by_hand(runs[-1])
         if args.cold:
             runs.append(cold(work, args.arch))
-        text = bench_report.render(runs, hand, args.arch)
+        output = Path(args.output)
+        text = bench_report.render(runs, hand, args.arch, output.read_text() if output.is_file() else "")
     failed = [f"{r.label} (exit {r.code})" for r in runs if r.code not in (0, 1)]
     if failed:  # an ERROR run measures nothing: its figures would mislead
         print(f"bench: {', '.join(failed)} ended in ERROR; {args.output} is left as it was. "

@@ -30,7 +30,25 @@ def ratios(runs: list, hand: tuple[float, int]) -> list[tuple[str, float, float,
     return out
 
 
-def render(runs: list, hand: tuple[float, int], arch: str) -> str:
+def earlier(previous: str) -> list[str]:
+    """The ratios of the bench before this one (the file being replaced), and when and on what it ran:
+    before and after, on this machine, in one file."""
+    lines = previous.splitlines()
+    when = next((ln for ln in lines if ln.startswith("- measured ")), "")
+    try:
+        start = lines.index("## Ratios") + 2
+    except ValueError:
+        return []
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return ["", "## The bench before this one", "", f"Its ratios, as that file had them ({when[2:]}):", "",
+            *table] if table else []
+
+
+def render(runs: list, hand: tuple[float, int], arch: str, previous: str = "") -> str:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     lines = ["# Performance: time to verdict", "",
@@ -66,4 +84,4 @@ def render(runs: list, hand: tuple[float, int], arch: str) -> str:
               "the by-hand replay, working in trees that exist, pays neither. The prime's new series is the "
               "one that leaves them, as any new series does for the next.",
               "- The primes' figures depend on what the cache held before; the others do not.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + earlier(previous) + [""])
