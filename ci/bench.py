@@ -86,8 +86,8 @@ def fresh(name: str) -> None:
     """Forget a bench series' kept worktree, O= directories and ccache store: it arrives as a new
     series does (a v2 fetched by its message-id is a new ad hoc series too)."""
     for store in ("trees", "build", "ccache-series"):
-        for dirs in (name, name + "+steps"):
-            shutil.rmtree(cache_root() / store / dirs, ignore_errors=True)
+        for dirs in [cache_root() / store / name, *(cache_root() / store).glob(f"{name}+steps*")]:
+            shutil.rmtree(dirs, ignore_errors=True)
 
 
 def by_hand(run: Scenario) -> tuple[float, int]:

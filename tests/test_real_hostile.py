@@ -34,7 +34,7 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 # locks, step, lane and config-derivation records, generated configs (keyed by the Kconfig files that
 # made them: stages/genconfig.py), the mail cache, the KVM probe (not the shared suite builds: like the
 # shared ccache, only the base's builds write them)
-OWN = (f"build/{NAME}", f"trees/{NAME}", f"build/{NAME}+steps", f"trees/{NAME}+steps", "trees/.spare", "build/.spare",
+OWN = (f"build/{NAME}", f"trees/{NAME}", f"build/{NAME}+steps", f"trees/{NAME}+steps-x86_64", "trees/.spare", "build/.spare",
        f"ccache-series/{NAME}", "git", "locks", "steps", "lanes",
        "derived", "configs", "mail", "kvm-probe.json", "tmp")
 

@@ -552,7 +552,7 @@ def test_a_reworded_v2_takes_the_tested_results_and_rerun_tests_runs_them_again(
 def test_the_tip_is_booted_before_its_intermediate_state_builds_in_a_tree_of_its_own(ci_runs, tmp_path):
     """A new two-patch series (a note in kernel/bpf/arena.c, then one in mm/util.c; new each time, so
     no record holds them): the tip builds, boots and is tested first; then patch 1/2 builds in the
-    steps' own worktree and O= (<series>+steps, seeded from the base's: an incremental build), and
+    steps' own worktree and O= (<series>+steps-<arch>, seeded from the base's: an incremental build), and
     the tip's worktree is never moved from the tip."""
     ctx = Context(tmp_path / "ctx", cache_root(), Runner(), Progress())
     base = source.ensure_base(ctx, config.load_series(seedlike.SEED))
@@ -576,5 +576,5 @@ def test_the_tip_is_booted_before_its_intermediate_state_builds_in_a_tree_of_its
     head = lambda tree: subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,  # noqa: E731
                                        text=True, check=True).stdout.strip()
     assert head(cache_root() / "trees" / "tipfirst") == commits[1]
-    assert head(cache_root() / "trees" / "tipfirst+steps") == commits[0]
+    assert head(cache_root() / "trees" / "tipfirst+steps-x86_64") == commits[0]
     assert (cache_root() / "build" / "tipfirst+steps" / "x86_64" / "out" / ".config").is_file()

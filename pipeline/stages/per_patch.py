@@ -1,10 +1,10 @@
 """Stages 'steps' and 'per-patch': the tree after every patch of the series must build, on every arch.
 
 The tip is the lane's build, booted and tested first. The intermediate states
-are built after that, in a worktree and O= directories of their own
-(<series>+steps, the O= seeded from the base's), each incrementally on top of
-the one before (git checkout touches only the files a step changes, so make
-rebuilds only those). A patch that changes nothing the arch compiles is not
+are built after that, in a worktree and O= directory of their own, one pair
+per arch (<series>+steps-<arch>, the O= seeded from the base's), each
+incrementally on top of the one before (git checkout touches only the files a
+step changes, so make rebuilds only those). A patch that changes nothing the arch compiles is not
 built. A step's result is cached by (tree, arch, fragments, toolchain image),
 so a rerun of the same series does no step build at all. Warnings are compared
 step to step as sets (pipeline/diagnostics.py): a warning that appears at
@@ -185,7 +185,7 @@ def cases(arch: str, steps: list[Step], base_warnings: list[str] | None) -> list
     return out
 
 
-STEPS = "+steps"  # the steps' kept worktree and O= directories: <series>+steps
+STEPS = "+steps"  # the steps' O= directories (<series>+steps/<arch>) and worktrees (<series>+steps-<arch>)
 
 
 def steps(work: Work) -> Outcome:
@@ -200,10 +200,11 @@ def steps(work: Work) -> Outcome:
     repo, base, dirs = Path(src["repo"]), src["commit"], work.builds + STEPS
 
     def tree() -> tuple[Path, dict]:
-        """The steps' kept worktree at the base, and the mtimes to give back (stages/worktree.py); with
-        no O= of the steps left, its files are dated as the base's and no mtime is given back."""
-        fresh = not any((work.ctx.cache / "build" / dirs).glob("*/out"))
-        wt, keep = worktree.kept(work.ctx, repo, dirs, base, age=fresh)
+        """This arch's steps' kept worktree at the base, and the mtimes to give back (stages/worktree.py).
+        One per arch: each O= has the only worktree whose dates it trusts. With no O= of its own left,
+        its files are dated as the base's and no mtime is given back."""
+        fresh = not build.lane_dirs(work.ctx, dirs, work.arch)[1].exists()
+        wt, keep = worktree.kept(work.ctx, repo, f"{dirs}-{work.arch.name}", base, age=fresh)
         return wt, ({} if fresh else keep)
 
     done = intermediate(work.ctx, repo, tree, work.arch, work.spec, lane.dir, work.patches, commits, dirs,
