@@ -176,8 +176,8 @@ class Loop:
         if task.lane is None or task.node.name not in SHARED_DIRS:
             return contextlib.nullcontext()
         dirs = work.builds + (per_patch.STEPS if task.node.name == "steps" else "")  # the steps have their own
-        return locks.hold(self.ctx.cache, f"dirs-{dirs}", lambda text: self.ctx.progress.say(task.node.name, task.lane.name,
-                                                                                   text), self.record.run_id)
+        say = lambda text: self.ctx.progress.say(task.node.name, task.lane.name, text)  # noqa: E731
+        return locks.hold(self.ctx.cache, f"dirs-{dirs}", say, self.record.run_id)
 
     def key(self, task: Task, work: Work) -> str:
         if task.node.key is None:

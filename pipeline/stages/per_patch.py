@@ -89,8 +89,8 @@ def _record(path: Path) -> dict | None:
         return None
 
 
-def intermediate(ctx: Context, repo: Path, tree: Callable[[], tuple[Path, dict]], arch: config.Arch, spec: config.SeriesConfig,
-                 lane: Path, patches: list, commits: list[str], dirs: str, image: str,
+def intermediate(ctx: Context, repo: Path, tree: Callable[[], tuple[Path, dict]], arch: config.Arch,
+                 spec: config.SeriesConfig, lane: Path, patches: list, commits: list[str], dirs: str, image: str,
                  inputs: set[str] | None = None, base: str = "") -> list[Step]:
     """Build every state but the tip (patches 1..n-1), each on top of the previous, in order, in the
     steps' own worktree (tree(): made when a state first needs building) and O= directories (dirs).
@@ -125,7 +125,8 @@ def intermediate(ctx: Context, repo: Path, tree: Callable[[], tuple[Path, dict]]
         ctx.runner.git(worktree_, "checkout", "-q", "--detach", commit)
         if keep:  # what the kept O= holds already keeps its date
             restored = worktree.restore_mtimes(ctx, worktree_, keep)
-            ctx.runner.note(f"# steps worktree: kept the mtime of {restored}/{len(keep)} files whose content did not change")
+            ctx.runner.note(f"# steps worktree: kept the mtime of {restored}/{len(keep)} files whose content "
+                            "did not change")
         if base and not build.lane_dirs(ctx, dirs, arch)[1].exists():  # this build seeds the O=
             from pipeline.stages.seed import age_as_base
 
