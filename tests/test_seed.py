@@ -176,3 +176,16 @@ def test_a_seeding_leaves_a_spare_copy_the_next_new_series_takes_with_a_rename(t
     background.settle()
     assert not spare.exists()  # a disk without room for it three times over gets no spare
     assert "no spare O= copy" in (tmp_path / "run" / "commands.log").read_text()
+
+
+def test_an_o_dir_whose_worktree_is_gone_is_removed_and_the_new_worktree_is_dated_as_the_base_s(tmp_path):
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
+    out = tmp_path / "cache" / "build" / "series" / "x86_64" / "out"
+    out.mkdir(parents=True)
+    (out / "util.o").write_text("built from a worktree that is gone")
+    assert worktree.fresh(ctx, "series", [out]) and not out.exists()
+    wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
+    out.mkdir(parents=True)
+    assert not worktree.fresh(ctx, "series", [out]) and out.is_dir()  # its worktree is there: it stays
+    assert worktree.fresh(ctx, "series", [tmp_path / "none"])

@@ -61,7 +61,8 @@ def merged(ctx: Context, wt: Path, patches: list) -> bool:
 
 def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Applied:
     # no O= directory of this series yet: each arch's first one is seeded from the base's
-    wt, keep = worktree.kept(ctx, repo, name, base, age=not any((ctx.cache / "build" / name).glob("*/out")))
+    age = worktree.fresh(ctx, name, list((ctx.cache / "build" / name).glob("*/out")))
+    wt, keep = worktree.kept(ctx, repo, name, base, age=age)
     result = Applied(wt, base)
     log = ctx.log("apply.log")
     env = {"GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}

@@ -204,8 +204,9 @@ def steps(work: Work) -> Outcome:
         """This arch's steps' kept worktree at the base, and the mtimes to give back (stages/worktree.py).
         One per arch: each O= has the only worktree whose dates it trusts. With no O= of its own left,
         its files are dated as the base's and no mtime is given back."""
-        fresh = not build.lane_dirs(work.ctx, dirs, work.arch)[1].exists()
-        wt, keep = worktree.kept(work.ctx, repo, f"{dirs}-{work.arch.name}", base, age=fresh)
+        name = f"{dirs}-{work.arch.name}"
+        fresh = worktree.fresh(work.ctx, name, [build.lane_dirs(work.ctx, dirs, work.arch)[1]])
+        wt, keep = worktree.kept(work.ctx, repo, name, base, age=fresh)
         return wt, ({} if fresh else keep)
 
     done = intermediate(work.ctx, repo, tree, work.arch, work.spec, lane.dir, work.patches, commits, dirs,

@@ -66,6 +66,20 @@ def kept(ctx: Context, repo: Path, name: str, base: str,
     return wt, keep
 
 
+def fresh(ctx: Context, name: str, outs: list[Path]) -> bool:
+    """No O= directory built from the worktree `name` is left (outs: the ones there may be), so its
+    files are to be dated as the base's. O= directories whose worktree is gone are removed first:
+    their objects' dates mean nothing against a new worktree's files (each would be rebuilt), and a
+    new one is seeded from the base's in seconds."""
+    outs = [out for out in outs if out.is_dir()]
+    if outs and not (ctx.cache / "trees" / name / ".git").exists():
+        for out in outs:
+            ctx.runner.note(f"# {out}: its worktree {name} is gone; removed, seeded anew from the base's")
+            shutil.rmtree(out)
+        return True
+    return not outs
+
+
 def base_tree(ctx: Context, repo: Path, base: str) -> Path:
     """The base's kept worktree as it is (a run building the base may be reading it), made when
     missing under the base's directory lock (a base lane's checkout takes it too)."""
