@@ -123,7 +123,12 @@ def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: 
             if not held or not (base_out / arch.kernel.image_path).exists():
                 return
             spare.parent.mkdir(parents=True, exist_ok=True)
-            ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(making)], timeout=1800)
+            copied = ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(making)], check=False,
+                                    timeout=1800)
+        if copied.returncode:  # a disk filled meanwhile: nothing half-made is left
+            shutil.rmtree(making, ignore_errors=True)
+            ctx.runner.note(f"# no spare O= copy: {copied.output.strip()[-200:]}")
+            return
         try:
             os.rename(making, spare)
         except OSError:  # another run's spare is there already
