@@ -5,7 +5,9 @@ what a killed run leaves half-made is made aside and removed by the next one."""
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Callable
 
 from pipeline.infra.context import Context
@@ -31,10 +33,17 @@ def settle() -> None:
         _threads.pop().join()
 
 
-def alive(pid: str) -> bool:
-    """Is the process pid (as text, from a file name) running? For what a killed run left."""
-    import os
+def making(path: Path) -> Path:
+    """Where this process makes what goes to path, to be moved there whole when done."""
+    return path.with_name(f"{path.name}.making-{os.getpid()}")
 
+
+def stale(path: Path) -> list[Path]:
+    """What a killed run left half-made for path (its process is gone)."""
+    return [p for p in path.parent.glob(f"{path.name}.making-*") if not _alive(p.name.rsplit("-", 1)[1])]
+
+
+def _alive(pid: str) -> bool:
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):

@@ -4,9 +4,10 @@ The tip is the lane's build, booted and tested first. The intermediate states
 are built after that, in a worktree and O= directory of their own, one pair
 per arch (<series>+steps-<arch>, the O= seeded from the base's), each
 incrementally on top of the one before (git checkout touches only the files a
-step changes, so make rebuilds only those). A patch that changes nothing the arch compiles is not
-built. A step's result is cached by (tree, arch, fragments, toolchain image),
-so a rerun of the same series does no step build at all. Warnings are compared
+step changes, so make rebuilds only those). A patch that changes nothing the
+arch compiles is not built. A step's result is cached by (tree, arch,
+fragments, toolchain image), so a rerun of the same series does no step build
+at all. Warnings are compared
 step to step as sets (pipeline/diagnostics.py): a warning that appears at
 patch k is that patch's.
 """

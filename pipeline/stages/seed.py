@@ -109,12 +109,11 @@ def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: 
     """In a thread: copy the base's finished O= for the next new series on this base and arch,
     when the disk has room for it three times over and no run is writing the base's O=."""
     def work() -> None:
-        making = spare.with_name(f"out.making-{os.getpid()}")
+        making = background.making(spare)
         if spare.exists() or not (base_out / arch.kernel.image_path).exists():
             return
-        for stale in spare.parent.glob("out.making-*"):  # a killed run's half-made copy
-            if not background.alive(stale.name.rsplit("-", 1)[1]):
-                shutil.rmtree(stale, ignore_errors=True)
+        for stale in background.stale(spare):  # a killed run's half-made copy
+            shutil.rmtree(stale, ignore_errors=True)
         need = 3 * diskwatch.size(base_out) + 4 * 2**30
         if shutil.disk_usage(ctx.cache).free < need:
             ctx.runner.note(f"# no spare O= copy: less than {need >> 30} GiB free in {ctx.cache}")

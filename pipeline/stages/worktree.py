@@ -103,16 +103,30 @@ def link(ctx: Context, repo: Path, origin: Path, wt: Path, base: str, quiet: boo
     done = ctx.runner.run(["cp", "-al", "--", *entries, str(wt)], log=log, check=False, timeout=1800)
     if done.returncode == 0 and (gitdir(origin) / "index").is_file():
         shutil.copyfile(gitdir(origin) / "index", gitdir(wt) / "index")
-        # git checks every file against the index: what differs from base is written anew
-        checked = ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, check=False, timeout=1800)
-        if checked.returncode == 0 and ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log,
-                                                      check=False).returncode == 0:
+        if checked(ctx, repo, wt, base):
             if not quiet:
                 ctx.progress.say("apply", "", f"worktree {wt.name}: files linked from {origin.name}")
             return True
+        return False
+    drop(ctx, repo, wt)
+    return False
+
+
+def checked(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
+    """A worktree made without a checkout, checked against its index (git writes anew what differs
+    from base) and cleaned; when git cannot, it is dropped (False)."""
+    log = ctx.log("apply.log")
+    if ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, check=False, timeout=1800).returncode \
+            or ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, check=False).returncode:
+        drop(ctx, repo, wt)
+        return False
+    return True
+
+
+def drop(ctx: Context, repo: Path, wt: Path) -> None:
+    """A worktree gone, from git's records and from the disk."""
     ctx.runner.git(repo, "worktree", "remove", "--force", str(wt), check=False)
     shutil.rmtree(wt, ignore_errors=True)
-    return False
 
 
 def spare_path(ctx: Context, base: str) -> Path:
@@ -129,10 +143,7 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
     if ctx.runner.git(repo, "worktree", "move", str(spare), str(wt), log=log, check=False).returncode:
         shutil.rmtree(spare, ignore_errors=True)  # not a worktree git knows (pruned): made again later
         return False
-    checked = ctx.runner.git(wt, "checkout", "-q", "-f", "--detach", base, log=log, check=False, timeout=1800)
-    if checked.returncode or ctx.runner.git(wt, "clean", "-q", "-f", "-d", "-x", log=log, check=False).returncode:
-        ctx.runner.git(repo, "worktree", "remove", "--force", str(wt), check=False)
-        shutil.rmtree(wt, ignore_errors=True)
+    if not checked(ctx, repo, wt, base):
         return False
     ctx.progress.say("apply", "", f"worktree {wt.name}: the spare one of {base_builds(base)}")
     return True
@@ -143,16 +154,14 @@ def make_spare(ctx: Context, repo: Path, base: str) -> None:
     with a rename. Made aside and moved in place whole."""
     def work() -> None:
         spare = spare_path(ctx, base)
-        making = spare.with_name(f"{spare.name}.making-{os.getpid()}")
+        making = background.making(spare)
         spare.parent.mkdir(parents=True, exist_ok=True)
-        for stale in spare.parent.glob(f"{spare.name}.making-*"):  # a killed run's half-made one
-            if not background.alive(stale.name.rsplit("-", 1)[1]):
-                ctx.runner.git(repo, "worktree", "remove", "--force", str(stale), check=False)
-                shutil.rmtree(stale, ignore_errors=True)
+        for stale in background.stale(spare):  # a killed run's half-made one
+            drop(ctx, repo, stale)
         if (spare / ".git").exists() or not link(ctx, repo, base_tree(ctx, repo, base), making, base, quiet=True):
             return
         if ctx.runner.git(repo, "worktree", "move", str(making), str(spare), check=False).returncode:
-            ctx.runner.git(repo, "worktree", "remove", "--force", str(making), check=False)
+            drop(ctx, repo, making)
 
     background.start(ctx, "spare worktree", work)
 
