@@ -4,7 +4,8 @@ On one machine, in one go, each scenario an `invoke ci` as a user types it:
 
 - prime: the seed series (whatever the cache holds: it makes the next ones warm),
   then a new one-patch series (mm/util.c), which leaves the spare worktree and O=
-  copy every new series leaves for the next (stages/worktree.py, stages/seed.py);
+  copy every new series leaves for the next (stages/worktree.py, stages/seed.py;
+  made after its answer by a detached process, which each scenario waits for);
 - warm rerun: the same again (every lane's results are taken over: run/reuse.py);
 - reworded v2: the seed's patches with every changelog reworded, as a new
   series (no worktree or O= of its own yet): identical code, so identical
@@ -34,6 +35,7 @@ import time
 from pathlib import Path
 
 from ci import bench_report, seedlike
+from pipeline.infra import background
 from pipeline.infra.context import cache_root
 from pipeline.model import config
 
@@ -73,6 +75,7 @@ def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, 
     results = work / "results" / re.sub(r"\W+", "-", label)
     argv = [sys.executable, "-m", "invoke", "ci", "--series", series, "--arch", arch, "--results", str(results),
             *extra]
+    quiet()
     print(f"bench: {label}: {shlex.join(argv[2:])}", flush=True)
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
@@ -80,6 +83,14 @@ def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, 
     run_dir = (results / "latest").resolve()
     print(f"bench: {label}: {seconds:.0f} s, exit {proc.returncode}", flush=True)
     return Scenario(label, seconds, run_dir, proc.returncode)
+
+
+def quiet() -> None:
+    """Each scenario starts on a quiet machine: the spares the run before left a process making
+    (infra/background.py: after its answer, detached) are made first."""
+    start = time.monotonic()
+    if background.settle(cache_root()):
+        print(f"bench: waited {time.monotonic() - start:.0f} s for the spares the run before makes", flush=True)
 
 
 def fresh(name: str) -> None:
@@ -101,6 +112,7 @@ def by_hand(run: Scenario) -> tuple[float, int]:
                              text=True, check=True).stdout.split()
     for path in changed:
         os.utime(Path(worktree) / path)
+    quiet()
     start = time.monotonic()
     failed = []
     for argv in commands:  # ccache compiles again what it holds now (the pipeline's compile was a miss)

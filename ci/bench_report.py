@@ -82,6 +82,8 @@ def render(runs: list, hand: tuple[float, int], arch: str, previous: str = "") -
               "run before it linked (a rename; else hard links to the base's, 1-2 s: stages/worktree.py) and, "
               "for a build, the spare copy of the base's O= (a rename; else a copy, 2-4 s: stages/seed.py); "
               "the by-hand replay, working in trees that exist, pays neither. The prime's new series is the "
-              "one that leaves them, as any new series does for the next.",
+              "one that leaves them, as any new series does for the next: a detached process makes them "
+              "after the run's answer (infra/background.py), and each scenario, and the by-hand replay, "
+              "starts once it is done, as on a machine between two runs.",
               "- The primes' figures depend on what the cache held before; the others do not.", ""]
     return "\n".join(lines + earlier(previous) + [""])

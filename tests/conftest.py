@@ -41,6 +41,16 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(autouse=True)
+def nothing_queued():
+    """What an earlier test queued for after its run (infra/background.py) is not this test's."""
+    from pipeline.infra import background
+
+    background.drop()
+    yield
+    background.drop()
+
+
+@pytest.fixture(autouse=True)
 def hermetic(request, tmp_path_factory, monkeypatch):
     """Unit tests touch no network but loopback and no cache but their own: KSERIES_CACHE (and so
     every subprocess they start) points at a temporary directory, and a connection to any

@@ -121,3 +121,37 @@ def test_a_reaped_container_s_start_time_reads_as_epoch_seconds():
     assert _epoch("2026-11-29T17:25:25.123456789Z") == pytest.approx(1795973125.123456, abs=1e-3)
     assert _epoch("2026-11-29T17:25:25Z") == pytest.approx(1795973125.0)
     assert _epoch("") == 0.0 and _epoch("0001-01-01T00:00:00Z") < 0  # unknown: everything is suspect
+
+
+class Chatty:
+    """A container whose output is given; kill() is counted."""
+
+    def __init__(self, chunks):
+        self.chunks, self.kills = chunks, 0
+
+    def logs(self, stream, follow):
+        yield from self.chunks
+
+    def kill(self):
+        self.kills += 1
+
+
+def test_a_container_that_ends_within_its_grace_is_not_killed_and_leaves_no_timer(tmp_path):
+    import threading
+    import time
+
+    done = Chatty([b"booting\n", b"kseries: done\n", b"power off\n"])
+    containers.Docker._stream(done, Container("img", ["true"]), tmp_path / "log", None,
+                              lambda line: "done" in line, grace=0.3)
+    time.sleep(0.5)
+    assert done.kills == 0 and not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert (tmp_path / "log").read_text().endswith("kseries: done\npower off\n")
+
+    def hung():  # says it is done, then never ends by itself
+        yield b"kseries: done\n"
+        time.sleep(0.6)
+
+    stuck = Chatty(hung())
+    containers.Docker._stream(stuck, Container("img", ["true"]), tmp_path / "log2", None,
+                              lambda line: "done" in line, grace=0.2)
+    assert stuck.kills == 1  # killed after its grace

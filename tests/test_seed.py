@@ -136,7 +136,7 @@ def test_a_new_series_takes_the_spare_worktree_an_earlier_one_left_and_leaves_on
     stale = spare.with_name(f"{spare.name}.making-999999999")  # a killed run's half-made spare
     stale.mkdir(parents=True)
     first, _ = worktree.kept(ctx, repo, "first", base, age=True)
-    background.settle()
+    background.run_queued(ctx)
     assert (spare / ".git").is_file() and not stale.exists()
     assert os.stat(spare / "util.c").st_ino == os.stat(first / "util.c").st_ino  # both links to the base's
     inode, record = os.stat(spare / "mm.h").st_ino, worktree.gitdir(spare)
@@ -144,7 +144,7 @@ def test_a_new_series_takes_the_spare_worktree_an_earlier_one_left_and_leaves_on
     assert worktree.gitdir(second) == record  # the spare itself, moved (a new link would have its own record)
     assert os.stat(second / "mm.h").st_ino == inode
     assert git(second, "status", "--porcelain") == "" and git(second, "rev-parse", "HEAD").strip() == base
-    background.settle()
+    background.run_queued(ctx)
     assert (spare / ".git").is_file() and os.stat(spare / "mm.h").st_ino == inode  # the next one's
     listed = git(repo, "worktree", "list", "--porcelain")
     assert str(second) in listed and str(spare) in listed and "making" not in listed
@@ -160,21 +160,21 @@ def test_a_seeding_leaves_a_spare_copy_the_next_new_series_takes_with_a_rename(t
     (base_out / arch.kernel.image_path).write_text("kernel")
     (base_out / "util.o").write_text("object")
     assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "first", arch)[1], base_builds(base), base, "x86_64")
-    background.settle()
+    background.run_queued(ctx)
     spare = seed.spare_out(ctx, base_builds(base), arch)
     assert (spare / "util.o").read_text() == "object"
     inode = os.stat(spare / "util.o").st_ino
     second = build.lane_dirs(ctx, "second", arch)[1]
     assert seed.seed(ctx, wt, arch, second, base_builds(base), base, "x86_64")
     assert os.stat(second / "util.o").st_ino == inode  # the spare itself, renamed: no copy
-    background.settle()
+    background.run_queued(ctx)
     assert (spare / "util.o").is_file() and os.stat(spare / "util.o").st_ino != inode  # the next one's
     assert (base_out / "util.o").read_text() == "object"
 
     import shutil as sh
     monkeypatch.setattr(sh, "disk_usage", lambda path: sh._ntuple_diskusage(100, 100, 2**20))
     assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "third", arch)[1], base_builds(base), base, "x86_64")
-    background.settle()
+    background.run_queued(ctx)
     assert not spare.exists()  # a disk without room for it three times over gets no spare
     assert "no spare O= copy" in (tmp_path / "run" / "commands.log").read_text()
 

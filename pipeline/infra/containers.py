@@ -270,7 +270,15 @@ class Docker:
 
     @staticmethod
     def _stream(container, spec: Container, log: Path, on_line, stop_on, grace: float) -> None:
-        stopping = threading.Event()
+        kill = threading.Timer(grace, _kill, args=(container,))  # started when stop_on says the work is done
+        kill.daemon = True  # a pending kill never holds up the exit
+        try:
+            Docker._lines(container, spec, log, on_line, stop_on, kill)
+        finally:
+            kill.cancel()  # the container ended by itself within its grace
+
+    @staticmethod
+    def _lines(container, spec: Container, log: Path, on_line, stop_on, kill: threading.Timer) -> None:
         with open(log, "a", errors="replace") as out:
             out.write(f"$ {shlex.join(spec.argv)}\n")
             pending = b""
@@ -282,9 +290,8 @@ class Docker:
                     out.write(line + "\n")
                     if on_line:
                         on_line(line)
-                    if stop_on and not stopping.is_set() and stop_on(line):
-                        stopping.set()
-                        threading.Timer(grace, _kill, args=(container,)).start()
+                    if stop_on and kill.ident is None and stop_on(line):
+                        kill.start()
                 out.flush()
             if pending:
                 out.write(pending.decode("utf-8", "replace") + "\n")

@@ -97,6 +97,16 @@ class Runner:
             raise CommandFailed(done)
         return done
 
+    def detach(self, argv: list[str], *, cwd: Path | str | None = None) -> int:
+        """Start argv in a session of its own, with no terminal and no inherited files, and do not
+        wait for it (it outlives this process); its pid."""
+        argv = [str(a) for a in argv]
+        self.note(f"$ {shlex.join(argv)}  (detached" + (f", cwd={cwd})" if cwd else ")"))
+        if self.dry_run:
+            return 0
+        return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True).pid
+
     def git(self, repo: Path, *args: str, **kw) -> Completed:
         """git with an explicit -C, a fixed identity and no user config."""
         env = {

@@ -5,7 +5,8 @@ stages once per test suite of the lane. A stage runs only when every stage it
 needs ended in one of the statuses that need accepts; otherwise it is SKIP
 with the reason written here. Guest stages (the boots, and what comes after
 them: the intermediate states' builds) run in the guest thread, so one arch
-boots while the next one builds.
+boots while the next one builds. Shared stages no lane needs (checkpatch, the
+removed symbols) run beside the lanes in a third thread.
 
 `key` gives a digest of a stage's own inputs (besides the stages it needs): a
 result of an earlier run with the same key is reused by --resume. A stage
@@ -48,6 +49,7 @@ class Node:
     guest: bool = False  # runs in the guest thread
     key: Callable[[Work], str] | None = None  # None: always runs
     reported: bool = True  # a SKIP for a failed dependency is a testcase
+    beside: bool = False  # a shared stage no lane needs: it runs in a thread of its own beside the lanes
 
 
 def digest(*parts) -> str:
@@ -58,9 +60,9 @@ APPLIED = Need("apply", why="the series did not apply")
 GRAPH: tuple[Node, ...] = (
     Node("source", source.stage, scope="shared"),
     Node("apply", apply.stage, (Need("source", why="the base tree is unavailable"),), scope="shared"),
-    Node("symbols", symbols.stage, (Need("apply", RAN),), scope="shared", key=lambda w: ""),
+    Node("symbols", symbols.stage, (Need("apply", RAN),), scope="shared", key=lambda w: "", beside=True),
     Node("checkpatch", checkpatch.stage, (Need("apply", RAN),), scope="shared",
-         key=lambda w: repr(w.spec.checkpatch)),
+         key=lambda w: repr(w.spec.checkpatch), beside=True),
     Node("derive", derive.stage, (APPLIED,), reported=False),
     Node("reuse", reuse.stage, (APPLIED,), reported=False),
     Node("checkout", apply.checkout, (APPLIED,), roles=(Role.BASE,), reported=False),

@@ -6,7 +6,8 @@ are the same (--resume, the base cache); otherwise run it, timed. Any
 exception becomes that stage's ERROR (MISS for a bug in kseries itself, with
 the traceback in logs/errors.log, never on the terminal). Every result is
 persisted the moment it is known. Build stages run in the calling thread,
-guest stages in a second one, so one arch boots while the next builds.
+guest stages in a second one, so one arch boots while the next builds, and
+the shared stages no lane needs in a third (graph.Node.beside).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -70,15 +71,20 @@ class Loop:
         self.interrupted = threading.Event()
         self.signal = ""  # SIGINT or SIGTERM, once interrupted
         self.arches: tuple = ()
+        self.beside: dict[str, Future] = {}  # the shared stages running beside the lanes
 
     # ---- the run -------------------------------------------------------------
     def run(self, lanes: list[Lane]) -> None:
         self.arches = tuple({lane.arch.name: lane.arch for lane in lanes}.values())
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guest") as guests:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="guest") as guests, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as beside:
             futures = []
             try:
                 for task in tasks(None, self.spec):
-                    self.execute(task)
+                    if task.node.beside:
+                        self.beside[task.node.name] = beside.submit(self.execute, task)
+                    else:
+                        self.execute(task)
                 for lane in lanes:
                     lane.dir.mkdir(parents=True, exist_ok=True)
                     mine = tasks(lane, self.spec)
@@ -86,7 +92,7 @@ class Loop:
                         if not task.node.guest:
                             self.execute(task)
                     futures.append(guests.submit(self.guest, lane, [t for t in mine if t.node.guest]))
-                for future in futures:
+                for future in [*futures, *self.beside.values()]:
                     future.result()
                 for task in tasks(None, self.spec, "final"):
                     self.execute(task)
@@ -96,7 +102,7 @@ class Loop:
                 self.ctx.progress.say("run", "", "interrupted: stopping containers, keeping finished stages")
                 if self.ctx._docker is not None:  # no engine was needed yet: nothing runs
                     self.ctx.docker.stop()
-                for future in futures:
+                for future in [*futures, *self.beside.values()]:
                     future.cancel()
         if self.interrupted.is_set():
             for lane in [None, *lanes, "final"]:
@@ -203,6 +209,8 @@ class Loop:
 
     def dependency(self, task: Task, stage: str) -> StageResult | None:
         lane = task.lane
+        if stage in self.beside and not task.node.beside:
+            self.beside[stage].result()
         if lane is not None:
             found = self.find(stage, lane.arch.name, lane.role)
             if found is not None:

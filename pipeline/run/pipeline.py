@@ -198,12 +198,16 @@ class Run:
 
     def run(self) -> int:
         """One run at a time per series: the kept worktree and O= dirs are shared."""
-        with locks.hold(self.ctx.cache, f"series-{self.spec.name}", lambda text: self.ctx.progress.say("run", "", text),
-                        self.record.run_id):
-            try:
-                return self._run()
-            finally:
-                background.settle()  # the spare worktree and O= threads make for the next new series
+        try:
+            with locks.hold(self.ctx.cache, f"series-{self.spec.name}",
+                            lambda text: self.ctx.progress.say("run", "", text), self.record.run_id):
+                code = self._run()
+        except BaseException:
+            background.drop()
+            raise
+        # what saves the next new series time (its spares) is made after this answer, never if stopped
+        background.drop() if self.record.interrupted else background.hand_off(self.ctx)
+        return code
 
     def _run(self) -> int:
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "

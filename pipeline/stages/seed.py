@@ -11,8 +11,8 @@ compile the whole kernel (15 min for x86_64 here). Instead:
   base's directory lock, so no base build writes it meanwhile) and then touches
   every file that differs between the base and the tree being built, so make
   rebuilds exactly what those files reach (kbuild's .cmd dependencies). The copy
-  is usually made already: each seeding leaves a thread copying a spare one
-  (build/.spare/) for the next new series, which takes it with a rename.
+  is usually made already: each seeding leaves a spare one (build/.spare/), copied
+  after its run (infra/background.py), which the next new series takes with a rename.
 
 The copy, not hard links: make rewrites objects in place, which would change the
 base's. Correctness does not depend on the ageing: a file whose content differs
@@ -74,7 +74,7 @@ def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: s
          lane: str) -> bool:
     """Create out_dir as a copy of the base's finished O= directory (the spare copy an earlier run
     left, taken with a rename, or a copy made now), then make the files that differ from the base
-    newer than every copied object; a thread then copies a spare for the next new series.
+    newer than every copied object; a spare is copied after the run for the next new series.
     False when the base has no finished build."""
     from pipeline.stages.build import lane_dirs
 
@@ -83,6 +83,7 @@ def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: s
     start = time.monotonic()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     spare, how = spare_out(ctx, base_dirs, arch), "the spare copy of the base's build"
+    background.wait(ctx.cache, spare, say)
     try:
         os.rename(spare, out_dir)  # whole or not at all; another run may take it first
     except OSError:
@@ -106,31 +107,34 @@ def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: s
 
 
 def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: config.Arch) -> None:
-    """In a thread: copy the base's finished O= for the next new series on this base and arch,
-    when the disk has room for it three times over and no run is writing the base's O=."""
-    def work() -> None:
-        making = background.making(spare)
-        if spare.exists() or not (base_out / arch.kernel.image_path).exists():
-            return
-        for stale in background.stale(spare):  # a killed run's half-made copy
-            shutil.rmtree(stale, ignore_errors=True)
-        need = 3 * diskwatch.size(base_out) + 4 * 2**30
-        if shutil.disk_usage(ctx.cache).free < need:
-            ctx.runner.note(f"# no spare O= copy: less than {need >> 30} GiB free in {ctx.cache}")
-            return
-        with locks.attempt(ctx.cache, f"dirs-{base_dirs}", ctx.run_dir.name) as held:
-            if not held or not (base_out / arch.kernel.image_path).exists():
-                return
-            spare.parent.mkdir(parents=True, exist_ok=True)
-            copied = ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(making)], check=False,
-                                    timeout=1800)
-        if copied.returncode:  # a disk filled meanwhile: nothing half-made is left
-            shutil.rmtree(making, ignore_errors=True)
-            ctx.runner.note(f"# no spare O= copy: {copied.output.strip()[-200:]}")
-            return
-        try:
-            os.rename(making, spare)
-        except OSError:  # another run's spare is there already
-            shutil.rmtree(making, ignore_errors=True)
+    """After the run (infra/background.py): a spare copy of the base's O= for the next new series."""
+    background.later(f"spare {arch.name} O= copy", spare_copy, spare, base_out, spare, base_dirs,
+                     arch.kernel.image_path)
 
-    background.start(ctx, "spare O= directory", work)
+
+def spare_copy(ctx: Context, base_out: str, spare: str, base_dirs: str, image_path: str) -> None:
+    """Copy the base's finished O= for the next new series on this base and arch, when the disk
+    has room for it three times over and no run is writing the base's O= meanwhile."""
+    source, target = Path(base_out), Path(spare)
+    making = background.making(target)
+    if target.exists() or not (source / image_path).exists():
+        return
+    for stale in background.stale(target):  # a killed process's half-made copy
+        shutil.rmtree(stale, ignore_errors=True)
+    need = 3 * diskwatch.size(source) + 4 * 2**30
+    if shutil.disk_usage(ctx.cache).free < need:
+        ctx.runner.note(f"# no spare O= copy: less than {need >> 30} GiB free in {ctx.cache}")
+        return
+    with locks.attempt(ctx.cache, f"dirs-{base_dirs}", ctx.run_dir.name) as held:
+        if not held or not (source / image_path).exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copied = ctx.runner.run(["cp", "-a", "--reflink=auto", str(source), str(making)], check=False, timeout=1800)
+    if copied.returncode:  # a disk filled meanwhile: nothing half-made is left
+        shutil.rmtree(making, ignore_errors=True)
+        ctx.runner.note(f"# no spare O= copy: {copied.output.strip()[-200:]}")
+        return
+    try:
+        os.rename(making, target)
+    except OSError:  # another process's spare is there already
+        shutil.rmtree(making, ignore_errors=True)

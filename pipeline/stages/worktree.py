@@ -44,7 +44,7 @@ def kept(ctx: Context, repo: Path, name: str, base: str,
         origin = base_builds(base)
         if name != origin and age and (take_spare(ctx, repo, wt, base)
                                        or link(ctx, repo, base_tree(ctx, repo, base), wt, base)):
-            make_spare(ctx, repo, base)  # for the next new series, while this run goes on
+            make_spare(ctx, repo, base)  # for the next new series, after this run
             return wt, {}
         ctx.progress.say("apply", "", f"checking out the base into {wt}")
         ctx.runner.git(repo, "worktree", "add", "-f", "--detach", str(wt), base, log=log, timeout=1800)
@@ -137,6 +137,7 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
     """Move the base's spare worktree (made by an earlier run, linked from the base's) to wt:
     a rename. False when there is none (or another run took it first)."""
     spare = spare_path(ctx, base)
+    background.wait(ctx.cache, spare, lambda text: ctx.progress.say("apply", "", text))
     if not (spare / ".git").exists():
         return False
     log = ctx.log("apply.log")
@@ -150,20 +151,22 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
 
 
 def make_spare(ctx: Context, repo: Path, base: str) -> None:
-    """In a thread: link a spare worktree for the base's next new series, so that series takes it
-    with a rename. Made aside and moved in place whole."""
-    def work() -> None:
-        spare = spare_path(ctx, base)
-        making = background.making(spare)
-        spare.parent.mkdir(parents=True, exist_ok=True)
-        for stale in background.stale(spare):  # a killed run's half-made one
-            drop(ctx, repo, stale)
-        if (spare / ".git").exists() or not link(ctx, repo, base_tree(ctx, repo, base), making, base, quiet=True):
-            return
-        if ctx.runner.git(repo, "worktree", "move", str(making), str(spare), check=False).returncode:
-            drop(ctx, repo, making)
+    """After the run (infra/background.py): a spare worktree for the base's next new series."""
+    background.later("spare worktree", spare_worktree, spare_path(ctx, base), repo, base)
 
-    background.start(ctx, "spare worktree", work)
+
+def spare_worktree(ctx: Context, repo: str, base: str) -> None:
+    """Link a spare worktree for the base's next new series, which takes it with a rename.
+    Made aside and moved in place whole."""
+    spare, repo_dir = spare_path(ctx, base), Path(repo)
+    making = background.making(spare)
+    spare.parent.mkdir(parents=True, exist_ok=True)
+    for stale in background.stale(spare):  # a killed process's half-made one
+        drop(ctx, repo_dir, stale)
+    if (spare / ".git").exists() or not link(ctx, repo_dir, base_tree(ctx, repo_dir, base), making, base, quiet=True):
+        return
+    if ctx.runner.git(repo_dir, "worktree", "move", str(making), str(spare), check=False).returncode:
+        drop(ctx, repo_dir, making)
 
 
 def snapshot(ctx: Context, wt: Path, at: str, since: str) -> dict[str, tuple[str, int]]:
