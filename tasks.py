@@ -1,5 +1,7 @@
 """kseries tasks: thin wrappers over pipeline/ (run `invoke --list`)."""
 
+import shlex
+
 from invoke import Exit, task
 
 from pipeline import cli
@@ -76,10 +78,12 @@ def test(c, fast=False, k=""):
     c.run("python3 -m pytest -v -rs " + " ".join(f"'{a}'" for a in args), pty=False)
 
 
-@task(help={"arch": "architecture (default x86_64)", "cold": "also a run from an empty cache (long: a full build)"})
-def bench(c, arch="x86_64", cold=False):
+@task(help={"arch": "architecture (default x86_64)", "cold": "also a run from an empty cache (long: a full build)",
+            "before": "with --cold: first the same cold run as kseries COMMIT ran it, back to back (before/after)"})
+def bench(c, arch="x86_64", cold=False, before=""):
     """Time to verdict as ratios (warm rerun, reworded v2, a new series, by hand): writes docs/PERFORMANCE.md."""
-    c.run(f"python3 -m ci.bench --arch {arch}" + (" --cold" if cold else ""), pty=False)
+    c.run(f"python3 -m ci.bench --arch {arch}" + (" --cold" if cold else "")
+          + (f" --before {shlex.quote(before)}" if before else ""), pty=False)
 
 
 @task

@@ -15,9 +15,10 @@ On one machine, in one go, each scenario an `invoke ci` as a user types it:
 - by hand: every container command the new series' run started (config, make,
   cpio, QEMU, checkpatch), replayed in sequence with `docker run` after making
   make's work the same again; the pipeline's wall time over it is its overhead;
-- cold (--cold): the seed series with an empty cache (sources shared).
+- cold (--cold): the seed series with an empty cache (sources shared); with
+  --before COMMIT, first as the kseries of that commit ran it, back to back.
 
-    python3 -m ci.bench --arch x86_64 [--cold] [--output docs/PERFORMANCE.md]
+    python3 -m ci.bench --arch x86_64 [--cold [--before COMMIT]] [--output docs/PERFORMANCE.md]
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ class Scenario:
         return n + sum(s["facts"].get("boots", 0) for s in self.record["stages"] if s["stage"] == "bisect")
 
 
-def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, extra: tuple = ()) -> Scenario:
+def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, extra: tuple = (),
+       kseries: Path = REPO) -> Scenario:
+    """One `invoke ci`, timed, as kseries (a checkout of it: this one, or --before's) runs it."""
     results = work / "results" / re.sub(r"\W+", "-", label)
     argv = [sys.executable, "-m", "invoke", "ci", "--series", series, "--arch", arch, "--results", str(results),
             *extra]
     quiet()
     print(f"bench: {label}: {shlex.join(argv[2:])}", flush=True)
     start = time.monotonic()
-    proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(argv, cwd=kseries, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
     seconds = time.monotonic() - start
     run_dir = (results / "latest").resolve()
     print(f"bench: {label}: {seconds:.0f} s, exit {proc.returncode}", flush=True)
@@ -125,19 +128,32 @@ def by_hand(run: Scenario) -> tuple[float, int]:
     return time.monotonic() - start, len(commands)
 
 
-def cold(work: Path, arch: str) -> Scenario:
-    cache = work / "cold-cache"
+def cold(work: Path, arch: str, before: str = "") -> Scenario:
+    """The seed series from an empty cache (the sources shared: they are not what is measured), as
+    this kseries runs it, or as the kseries of commit `before` did (a clone of this repository)."""
+    kseries, label = REPO, f"cold {arch}"
+    if before:
+        kseries, label = work / f"kseries-{before}", f"cold {arch}, kseries {before}"
+        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(REPO), str(kseries)], check=True)
+        subprocess.run(["git", "-C", str(kseries), "checkout", "-q", "--detach", before], check=True)
+    cache = work / ("cache-" + re.sub(r"\W+", "-", label))
     cache.mkdir()
-    for shared in ("git", "downloads"):  # the sources are not what is measured
+    for shared in ("git", "downloads"):
         if (cache_root() / shared).exists():
             os.symlink(cache_root() / shared, cache / shared)
-    return ci(f"cold {arch}", work, seedlike.SEED, arch, env={"KSERIES_CACHE": str(cache)})
+    try:
+        return ci(label, work, seedlike.SEED, arch, env={"KSERIES_CACHE": str(cache)}, kseries=kseries)
+    finally:  # a cold cache holds whole kernel builds: gone before the next one starts
+        background.settle(cache)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", default="x86_64")
     parser.add_argument("--cold", action="store_true", help="also a run from an empty cache (long)")
+    parser.add_argument("--before", default="", metavar="COMMIT",
+                        help="with --cold: first the same cold run as kseries COMMIT ran it, back to back")
     parser.add_argument("--output", default=str(REPO / "docs" / "PERFORMANCE.md"))
     args = parser.parse_args()
     from pipeline.infra.context import Context
@@ -162,6 +178,8 @@ def main() -> int:
         fresh("bench_arena")
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])
+        if args.cold and args.before:
+            runs.append(cold(work, args.arch, args.before))
         if args.cold:
             runs.append(cold(work, args.arch))
         output = Path(args.output)

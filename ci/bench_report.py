@@ -30,27 +30,41 @@ def ratios(runs: list, hand: tuple[float, int]) -> list[tuple[str, float, float,
     return out
 
 
-def earlier(previous: str) -> list[str]:
-    """The ratios of the bench before this one (the file being replaced), and when and on what it ran:
-    before and after, on this machine, in one file."""
-    lines = previous.splitlines()
-    when = next((ln for ln in lines if ln.startswith("- measured ")), "")
+def table(lines: list[str], heading: str) -> list[str]:
+    """The markdown table under heading (empty when there is none)."""
     try:
-        start = lines.index("## Ratios") + 2
+        start = lines.index(heading) + 1
     except ValueError:
         return []
-    table = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        table.append(line)
-    return ["", "## The bench before this one", "", f"Its ratios, as that file had them ({when[2:]}):", "",
-            *table] if table else []
+    while start < len(lines) and not lines[start].startswith("|"):
+        if lines[start].startswith("#"):
+            return []
+        start += 1
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return lines[start:end]
+
+
+def earlier(previous: str) -> list[str]:
+    """The ratios, scenarios and seconds per stage of the bench before this one (the file being
+    replaced), and when and on what it ran: before and after, on this machine, in one file."""
+    lines = previous.split("\n## The bench before this one")[0].splitlines()
+    when = next((ln for ln in lines if ln.startswith("- measured ")), "")
+    out = []
+    for heading in ("## Ratios", "## Scenarios", "## Seconds per stage"):
+        rows = table(lines, heading)
+        if rows:
+            out += ["", f"#{heading}", "", *rows]
+    return ["", "## The bench before this one", "", f"As that file had it ({when[2:]}):", *out] if out else []
 
 
 def render(runs: list, hand: tuple[float, int], arch: str, previous: str = "") -> str:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    if subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                      text=True).stdout.strip():
+        commit += " with uncommitted changes"
     lines = ["# Performance: time to verdict", "",
              "Written by `invoke bench` (ci/bench.py); do not edit. Every figure is one `invoke ci` as a user "
              "types it, on this machine, one after another.", "",

@@ -37,4 +37,6 @@ def test_ratios_meet_or_miss_their_targets_and_stage_seconds_count_only_work_don
     again = bench_report.render([warm, v2, new], (90.0, 7), "x86_64", previous=text.replace("1.25", "3.00"))
     before = again.split("## The bench before this one")[1]
     assert "| reworded v2 / warm rerun | 3.00 | <= 1.1 | **not met** | 25 s / 20 s |" in before
+    assert "### Scenarios" in before and "| new arena.c series | 100 |" in before  # its tables, not just ratios
+    assert "### Seconds per stage" in before and "| build | 0.0 | 0.0 | 40.0 |" in before
     assert "## The bench before this one" not in before  # one earlier run, not the whole history
