@@ -1,5 +1,6 @@
-"""Work a run leaves for after its verdict, that only saves time later: the spare worktree
-and O= copy the next new series on the same base takes (stages/worktree.py, stages/seed.py).
+"""Work a run leaves for after its verdict, that only saves time or space later: the spare
+worktree and O= copy the next new series on the same base takes (stages/worktree.py,
+stages/seed.py), and keeping the cache within its budget (infra/prune.py).
 
 A stage queues it (later). When the run has ended, hand_off starts one detached process
 that does the queue in order (`python -m pipeline.infra.background`), so that work neither
@@ -28,11 +29,12 @@ MARK = "pipeline.infra.background"  # in the command line of the process hand_of
 _queue: list[dict] = []
 
 
-def later(what: str, function: Callable, target: Path, *args: str) -> None:
-    """Queue function(ctx, *args), which makes target, for after the run; once per target."""
-    if all(job["target"] != str(target) for job in _queue):
+def later(what: str, function: Callable, target: Path | None, *args: str) -> None:
+    """Queue function(ctx, *args), which makes target (None: nothing a run waits for), for after
+    the run; once per target."""
+    if target is None or all(job["target"] != str(target) for job in _queue):
         _queue.append({"what": what, "function": f"{function.__module__}:{function.__name__}",
-                       "target": str(target), "args": [str(a) for a in args]})
+                       "target": str(target or ""), "args": [str(a) for a in args]})
 
 
 def drop() -> None:
@@ -50,7 +52,7 @@ def hand_off(ctx: Context) -> int | None:
     spec = json.dumps({"cache": str(ctx.cache), "jobs": jobs})
     pid = ctx.runner.detach([sys.executable, "-m", MARK, spec], cwd=Path(__file__).resolve().parents[2])
     state = folder / f"{pid}.json"
-    state.with_suffix(".tmp").write_text(json.dumps({"targets": [j["target"] for j in jobs]}))
+    state.with_suffix(".tmp").write_text(json.dumps({"targets": [j["target"] for j in jobs if j["target"]]}))
     state.with_suffix(".tmp").rename(state)
     ctx.runner.note(f"# after this run, process {pid} makes: {', '.join(j['what'] for j in jobs)} "
                     f"(its commands: {folder / str(pid) / 'commands.log'})")

@@ -22,14 +22,14 @@ import time
 import traceback
 from pathlib import Path
 
-from pipeline.infra import background, locks
+from pipeline.infra import background, locks, prune
 from pipeline.infra.context import Context, cache_root
 from pipeline.infra.errors import KseriesError, Terminated, UserError
 from pipeline.infra.progress import Progress
 from pipeline.infra.runner import Runner
 from pipeline.intake import sources as intake
 from pipeline.model import config
-from pipeline.model.lane import Lane, Role
+from pipeline.model.lane import Lane, Role, base_builds
 from pipeline.model.results import RunRecord, StageResult, Status
 from pipeline.model.series import load_patch_dir
 from pipeline.report import write as write_reports
@@ -197,7 +197,9 @@ class Run:
                                       "written at the end from the space kept in reserve")
 
     def run(self) -> int:
-        """One run at a time per series: the kept worktree and O= dirs are shared."""
+        """One run at a time per series: the kept worktree and O= dirs are shared. After its answer
+        (never after a stopped run), one detached process makes the next new series' spares and
+        keeps the cache within its budget, sparing what this run used (infra/background.py, prune.py)."""
         try:
             with locks.hold(self.ctx.cache, f"series-{self.spec.name}",
                             lambda text: self.ctx.progress.say("run", "", text), self.record.run_id):
@@ -205,7 +207,9 @@ class Run:
         except BaseException:
             background.drop()
             raise
-        # what saves the next new series time (its spares) is made after this answer, never if stopped
+        bases = [base_builds(s.artifacts["commit"]) for s in self.record.stages if "commit" in s.artifacts][:1]
+        if prune.due(self.ctx.cache):
+            background.later("cache prune", prune.prune, None, self.spec.name, *bases)
         background.drop() if self.record.interrupted else background.hand_off(self.ctx)
         return code
 
@@ -213,6 +217,7 @@ class Run:
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "
                               f"results in {self.run_dir}")
         self.save()
+        prune.begin(self.ctx.cache, self.spec.name)
         self.reap()
         loop = Loop(self.ctx, self.spec, self.patches, self.record, self.save, self.previous)
         old = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job ends like Ctrl-C
