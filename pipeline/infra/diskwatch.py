@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Callable
 
 
-def size(path: Path) -> int:
-    """Bytes under path (allocated blocks; hard links once), without following symlinks."""
+def size(path: Path, alone: bool = False) -> int:
+    """Bytes under path (allocated blocks; hard links once), without following symlinks.
+    alone: only the files nothing else links to (what removing path frees)."""
     total, seen = 0, set()
     for root, dirs, files in os.walk(path):
         for name in files:
             try:
                 st = os.lstat(os.path.join(root, name))
             except OSError:
+                continue
+            if alone and st.st_nlink > 1:
                 continue
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))

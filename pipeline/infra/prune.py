@@ -80,17 +80,7 @@ def last_used(cache: Path, name: str, paths: list[Path]) -> float:
 
 def freed_by(paths: list[Path]) -> int:
     """The bytes removing paths frees: its files no other path links to."""
-    total = 0
-    for path in paths:
-        for root, _, files in os.walk(path):
-            for name in files:
-                try:
-                    st = os.lstat(os.path.join(root, name))
-                except OSError:
-                    continue
-                if st.st_nlink == 1:
-                    total += st.st_blocks * 512
-    return total
+    return sum(diskwatch.size(path, alone=True) for path in paths)
 
 
 def due(cache: Path) -> bool:
