@@ -48,12 +48,16 @@ def hand_off(ctx: Context) -> int | None:
     _queue.clear()
     if not jobs:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = json.dumps({"cache": str(ctx.cache), "jobs": jobs})
-    pid = ctx.runner.detach([sys.executable, "-m", MARK, spec], cwd=Path(__file__).resolve().parents[2])
-    state = folder / f"{pid}.json"
-    state.with_suffix(".tmp").write_text(json.dumps({"targets": [j["target"] for j in jobs if j["target"]]}))
-    state.with_suffix(".tmp").rename(state)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = json.dumps({"cache": str(ctx.cache), "jobs": jobs})
+        pid = ctx.runner.detach([sys.executable, "-m", MARK, spec], cwd=Path(__file__).resolve().parents[2])
+        state = folder / f"{pid}.json"
+        state.with_suffix(".tmp").write_text(json.dumps({"targets": [j["target"] for j in jobs if j["target"]]}))
+        state.with_suffix(".tmp").rename(state)
+    except OSError as exc:  # a full disk, no process to spare: a saving lost, never the run's failure
+        ctx.runner.note(f"# not made after this run ({', '.join(j['what'] for j in jobs)}): {exc}")
+        return None
     ctx.runner.note(f"# after this run, process {pid} makes: {', '.join(j['what'] for j in jobs)} "
                     f"(its commands: {folder / str(pid) / 'commands.log'})")
     return pid

@@ -32,8 +32,11 @@ def touch(cache: Path, *names: str) -> None:
     """name is in use now (a run's series, its base's directories)."""
     for name in names:
         mark = cache / USED / name
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.touch()
+        try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+        except OSError:  # a full disk: the directories' own dates stand in (last_used)
+            pass
 
 
 def begin(cache: Path, series: str) -> None:
