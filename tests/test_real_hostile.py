@@ -32,12 +32,12 @@ PROBES = {  # what the build tries, each leaving its exit status in the O= direc
 # the series' own directories, and what kseries itself (not the build) writes for any run: git objects
 # and worktree records of its apply, the spare worktree and O= copy it makes for the next new series
 # (after the run, by the process whose state and commands are in later/), the marks of what a run used
-# (used/: the cache's pruning goes by them),
+# (used/: the cache's pruning goes by them), the removed-symbol searches (symbols/, by tree),
 # locks, step, lane and config-derivation records, generated configs (keyed by the Kconfig files that
 # made them: stages/genconfig.py), the mail cache, the KVM probe (not the shared suite builds: like the
 # shared ccache, only the base's builds write them)
 OWN = (f"build/{NAME}", f"trees/{NAME}", f"build/{NAME}+steps", f"trees/{NAME}+steps-x86_64", "trees/.spare", "build/.spare",
-       "later", "used", f"ccache-series/{NAME}", "git", "locks", "steps", "lanes",
+       "later", "used", "symbols", f"ccache-series/{NAME}", "git", "locks", "steps", "lanes",
        "derived", "configs", "mail", "kvm-probe.json", "tmp")
 
 

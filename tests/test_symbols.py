@@ -106,3 +106,17 @@ def test_definition_lines():
     for not_one in ("\treturn page_mapped(page);", "EXPORT_SYMBOL(page_mapped);", "typedef int (*fn)(int);",
                     " * page_mapped() is gone", "struct page {", "module_init(foo);"):
         assert symbols.definition(not_one) is None, not_one
+
+
+def test_the_same_tree_is_searched_once_even_under_other_commits(tmp_path):
+    repo = tree(tmp_path)
+    first = symbols.check(ctx(tmp_path), repo, patches(1), [commit(repo, REMOVE, "remove")])
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--amend", "-m", "reworded")
+    reworded = git(repo, "rev-parse", "HEAD")  # another commit, the same tree: a v2's reworded changelog
+    runner = Runner(tmp_path / "commands.log")
+    again = symbols.check(Context(tmp_path / "run", tmp_path / "cache", runner, Progress()), repo, patches(1),
+                          [reworded])
+    assert [(c.name, c.status, c.detail) for c in again] == [(c.name, c.status, c.detail) for c in first]
+    assert " grep " not in (tmp_path / "commands.log").read_text()  # taken from the first search
+    assert sorted(p.name.split("-", 1)[1] for p in (tmp_path / "cache" / "symbols").iterdir()) == [
+        "OLD_LIMIT.txt", "old_mapped.txt"]

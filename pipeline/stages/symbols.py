@@ -12,6 +12,7 @@ diff line a definition and not a statement inside a body.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -73,11 +74,33 @@ def removals(diff: str) -> list[Removal]:
     return [r for name, r in removed.items() if name not in added]
 
 
+GREP = ("grep", "-n", "-w", "-I", "-e")
+
+
+def grep(ctx: Context, repo: Path, commit: str, name: str) -> str:
+    """`git grep` of a word in the tree at commit: seconds for a whole kernel tree, so kept under
+    the tree's hash (a rerun, a v2 with only its changelogs reworded: the same trees)."""
+    tree = ctx.runner.git(repo, "rev-parse", f"{commit}^{{tree}}").output.strip()
+    record = ctx.cache / "symbols" / f"{tree}-{name}.txt"
+    if record.is_file():
+        return record.read_text()
+    done = ctx.runner.git(repo, *GREP, name, commit, "--", check=False, timeout=600)
+    output = done.output
+    if done.returncode not in (0, 1):  # 1: no match; anything else is no answer to keep
+        return output
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.with_suffix(f".{os.getpid()}").write_text(output)
+        record.with_suffix(f".{os.getpid()}").rename(record)
+    except OSError:  # a full disk: the next run greps again
+        pass
+    return output
+
+
 def references(ctx: Context, repo: Path, commit: str, name: str) -> tuple[list[str], list[str]]:
     """(definitions, uses) of a word in the tree at commit, as 'file:line: text'."""
-    done = ctx.runner.git(repo, "grep", "-n", "-w", "-I", "-e", name, commit, "--", check=False, timeout=600)
     defs, uses = [], []
-    for hit in done.output.splitlines():
+    for hit in grep(ctx, repo, commit, name).splitlines():
         parts = hit.split(":", 3)
         if len(parts) < 4:
             continue
