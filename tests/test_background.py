@@ -88,3 +88,14 @@ def test_a_zombie_is_not_alive(tmp_path):
     time.sleep(0.3)  # exited, not reaped yet
     assert not background._alive(str(child.pid)) and background._alive(str(os.getpid()))
     child.wait()
+
+
+def test_no_spares_on_a_machine_that_runs_one_series(tmp_path, monkeypatch):
+    ctx = ctx_for(tmp_path)
+    arch = config.resolve_arch("x86_64")
+    monkeypatch.setenv("KSERIES_SPARES", "0")
+    seed.make_spare(ctx, base_build(ctx, arch), seed.spare_out(ctx, "base-x", arch), "base-x", arch)
+    assert background.hand_off(ctx) is None  # nothing queued
+    monkeypatch.setenv("KSERIES_SPARES", "1")
+    seed.make_spare(ctx, build.lane_dirs(ctx, "base-x", arch)[1], seed.spare_out(ctx, "base-x", arch), "base-x", arch)
+    assert [job["what"] for job in background._queue] == ["spare x86_64 O= copy"]

@@ -37,6 +37,12 @@ def later(what: str, function: Callable, target: Path | None, *args: str) -> Non
                        "target": str(target or ""), "args": [str(a) for a in args]})
 
 
+def spares() -> bool:
+    """Whether spares are made for the next new series: not on a machine that runs one series and
+    is gone (KSERIES_SPARES=0, as the GitHub workflow's lanes set)."""
+    return os.environ.get("KSERIES_SPARES", "1").strip().lower() not in ("0", "no", "false", "off")
+
+
 def drop() -> None:
     """Forget the queue (an interrupted run leaves nothing behind it)."""
     _queue.clear()

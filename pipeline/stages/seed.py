@@ -108,8 +108,9 @@ def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: s
 
 def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: config.Arch) -> None:
     """After the run (infra/background.py): a spare copy of the base's O= for the next new series."""
-    background.later(f"spare {arch.name} O= copy", spare_copy, spare, base_out, spare, base_dirs,
-                     arch.kernel.image_path)
+    if background.spares():
+        background.later(f"spare {arch.name} O= copy", spare_copy, spare, base_out, spare, base_dirs,
+                         arch.kernel.image_path)
 
 
 def spare_copy(ctx: Context, base_out: str, spare: str, base_dirs: str, image_path: str) -> None:

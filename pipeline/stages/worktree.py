@@ -152,7 +152,8 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
 
 def make_spare(ctx: Context, repo: Path, base: str) -> None:
     """After the run (infra/background.py): a spare worktree for the base's next new series."""
-    background.later("spare worktree", spare_worktree, spare_path(ctx, base), repo, base)
+    if background.spares():
+        background.later("spare worktree", spare_worktree, spare_path(ctx, base), repo, base)
 
 
 def spare_worktree(ctx: Context, repo: str, base: str) -> None:
