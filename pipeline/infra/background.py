@@ -105,9 +105,10 @@ def settle(cache: Path, limit: float = 1800) -> list[str]:
     """Wait until no process hand_off started is still making something; the pids waited for."""
     waited, until = [], time.monotonic() + limit
     for state in sorted((cache / LATER).glob("*.json")):
+        if _alive(state.stem):
+            waited.append(state.stem)
         while _alive(state.stem) and time.monotonic() < until:
             time.sleep(0.1)
-        waited.append(state.stem)
     return waited
 
 
