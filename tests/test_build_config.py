@@ -65,3 +65,11 @@ def test_a_kbuild_record_a_killed_make_left_cut_is_found_and_a_series_makefile_i
                    "/src/mm/Makefile:3: *** missing separator.  Stop.\n"
                    "make[1]: *** [/src/Makefile:260: __sub-make] Error 2\n")
     assert unreadable_records(out, log) == [out / "fs" / ".namespace.o.cmd"]  # the series' Makefile is its own
+
+
+def test_a_build_says_what_make_took_and_a_long_wait_before_it_apart():
+    from pipeline.stages.build import built_in
+
+    assert built_in(21.0, 19.5, 45) == "built in 20 s (45 kbuild steps)"
+    assert built_in(398.0, 20.0, 45) == ("built in 20 s (45 kbuild steps); make started after 378 s "
+                                         "(config, O= seeding, lock waits)")

@@ -265,15 +265,21 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
         case = Case("build", name, Status.FAIL, seconds, f"make succeeded but {arch.kernel.image_path} is missing",
                     arch=arch.name)
         return Built(False, case, facts=facts)
+    msg = built_in(seconds, outcome.seconds, counter[0])
     if step:  # an intermediate state: that it builds is the result; its image is not kept
-        return Built(True, Case("build", name, Status.PASS, seconds,
-                                f"built in {seconds:.0f} s ({counter[0]} kbuild steps)", arch=arch.name),
-                     None, out_dir, facts)
+        return Built(True, Case("build", name, Status.PASS, seconds, msg, arch=arch.name), None, out_dir, facts)
     image_copy = lane / built.name
     shutil.copy(built, image_copy)
     facts["image_bytes"] = image_copy.stat().st_size
-    msg = f"built in {seconds:.0f} s ({counter[0]} kbuild steps)"
     return Built(True, Case("build", name, Status.PASS, seconds, msg, arch=arch.name), image_copy, out_dir, facts)
+
+
+def built_in(seconds: float, make: float, steps: int) -> str:
+    """What make took; the time before it apart when long (a lock another lane or run held while
+    it built the base: not this build's cost)."""
+    before = seconds - make
+    return f"built in {make:.0f} s ({steps} kbuild steps)" + (
+        f"; make started after {before:.0f} s (config, O= seeding, lock waits)" if before > 30 else "")
 
 
 def stage(work: Work) -> Outcome:
