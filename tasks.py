@@ -79,11 +79,13 @@ def test(c, fast=False, k=""):
 
 
 @task(help={"arch": "architecture (default x86_64)", "cold": "also a run from an empty cache (long: a full build)",
-            "before": "with --cold: first the same cold run as kseries COMMIT ran it, back to back (before/after)"})
-def bench(c, arch="x86_64", cold=False, before=""):
+            "before": "with --cold: first the same cold run as kseries COMMIT ran it, back to back (before/after)",
+            "cold_arches": "the cold runs' arches, comma-separated (default: --arch), e.g. x86_64,arm64,sh4"})
+def bench(c, arch="x86_64", cold=False, before="", cold_arches=""):
     """Time to verdict as ratios (warm rerun, reworded v2, a new series, by hand): writes docs/PERFORMANCE.md."""
     c.run(f"python3 -m ci.bench --arch {arch}" + (" --cold" if cold else "")
-          + (f" --before {shlex.quote(before)}" if before else ""), pty=False)
+          + (f" --before {shlex.quote(before)}" if before else "")
+          + (f" --cold-arches {shlex.quote(cold_arches)}" if cold_arches else ""), pty=False)
 
 
 @task

@@ -18,7 +18,8 @@ On one machine, in one go, each scenario an `invoke ci` as a user types it:
 - cold (--cold): the seed series with an empty cache (sources shared); with
   --before COMMIT, first as the kseries of that commit ran it, back to back.
 
-    python3 -m ci.bench --arch x86_64 [--cold [--before COMMIT]] [--output docs/PERFORMANCE.md]
+    python3 -m ci.bench --arch x86_64 [--cold [--before COMMIT] [--cold-arches x86_64,arm64,sh4]]
+                        [--output docs/PERFORMANCE.md]
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def ci(label: str, work: Path, series: str, arch: str, env: dict | None = None, 
        kseries: Path = REPO) -> Scenario:
     """One `invoke ci`, timed, as kseries (a checkout of it: this one, or --before's) runs it."""
     results = work / "results" / re.sub(r"\W+", "-", label)
-    argv = [sys.executable, "-m", "invoke", "ci", "--series", series, "--arch", arch, "--results", str(results),
-            *extra]
+    arches = [a for name in arch.split(",") for a in ("--arch", name.strip())]  # "x86_64,arm64": both
+    argv = [sys.executable, "-m", "invoke", "ci", "--series", series, *arches, "--results", str(results), *extra]
     quiet()
     print(f"bench: {label}: {shlex.join(argv[2:])}", flush=True)
     start = time.monotonic()
@@ -151,6 +152,8 @@ def cold(work: Path, arch: str, before: str = "") -> Scenario:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", default="x86_64")
+    parser.add_argument("--cold-arches", default="", metavar="A,B,...",
+                        help="the cold runs' arches (default: --arch), e.g. x86_64,arm64,sh4 for the whole seed")
     parser.add_argument("--cold", action="store_true", help="also a run from an empty cache (long)")
     parser.add_argument("--before", default="", metavar="COMMIT",
                         help="with --cold: first the same cold run as kseries COMMIT ran it, back to back")
@@ -179,9 +182,9 @@ def main() -> int:
         runs.append(ci("new arena.c series", work, "bench_arena", args.arch, env=env))
         hand = by_hand(runs[-1])
         if args.cold and args.before:
-            runs.append(cold(work, args.arch, args.before))
+            runs.append(cold(work, args.cold_arches or args.arch, args.before))
         if args.cold:
-            runs.append(cold(work, args.arch))
+            runs.append(cold(work, args.cold_arches or args.arch))
         output = Path(args.output)
         text = bench_report.render(runs, hand, args.arch, output.read_text() if output.is_file() else "")
     failed = [f"{r.label} (exit {r.code})" for r in runs if r.code not in (0, 1)]

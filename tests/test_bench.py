@@ -40,3 +40,21 @@ def test_ratios_meet_or_miss_their_targets_and_stage_seconds_count_only_work_don
     assert "### Scenarios" in before and "| new arena.c series | 100 |" in before  # its tables, not just ratios
     assert "### Seconds per stage" in before and "| build | 0.0 | 0.0 | 40.0 |" in before
     assert "## The bench before this one" not in before  # one earlier run, not the whole history
+
+
+def test_a_cold_run_on_several_arches_passes_each(tmp_path, monkeypatch):
+    seen = []
+
+    def run(argv, **kw):
+        seen.append(argv)
+        results = tmp_path / "results" / "cold-x86_64-arm64-sh4"
+        (results / "r").mkdir(parents=True)
+        (results / "r" / "results.json").write_text(json.dumps({"arches": [], "stages": []}))
+        (results / "latest").symlink_to("r")
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    monkeypatch.setattr(bench, "quiet", lambda: None)
+    bench.ci("cold x86_64,arm64,sh4", tmp_path, "page_mapped", "x86_64,arm64,sh4")
+    argv = seen[0]
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--arch"] == ["x86_64", "arm64", "sh4"]
