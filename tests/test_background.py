@@ -51,10 +51,13 @@ def test_the_queue_is_done_after_the_run_by_a_detached_process_and_a_run_waits_f
 def test_a_failed_job_is_noted_and_its_commands_kept(tmp_path):
     ctx = ctx_for(tmp_path)
     background.later("a thing", seed.spare_copy, tmp_path / "target")  # called without its arguments
+    (ctx.cache / "later").mkdir(parents=True)
+    (ctx.cache / "later" / "999999999.json").write_text("{}")  # an ended process's, left behind
     pid = background.hand_off(ctx)
     finished(pid)
     log = ctx.cache / "later" / str(pid) / "commands.log"
     assert "# a thing not made: TypeError" in log.read_text()
+    assert not (ctx.cache / "later" / "999999999.json").exists()
 
 
 def test_wait_never_waits_on_a_dead_process_or_for_what_another_makes(tmp_path):

@@ -56,6 +56,9 @@ def hand_off(ctx: Context) -> int | None:
         return None
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        for state in folder.glob("*.json"):  # ended processes' (one may end before its state is written)
+            if not _alive(state.stem):
+                state.unlink(missing_ok=True)
         spec = json.dumps({"cache": str(ctx.cache), "jobs": jobs})
         pid = ctx.runner.detach([sys.executable, "-m", MARK, spec], cwd=Path(__file__).resolve().parents[2])
         state = folder / f"{pid}.json"
