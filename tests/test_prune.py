@@ -54,6 +54,8 @@ def test_the_least_recently_used_go_first_with_all_their_directories_until_withi
     assert (c / "build" / ".spare" / "base-aaaaaaaaaaaa").exists()
     log = (cache.run_dir / "commands.log").read_text()
     assert "removed oldest (last used " in log and "4 MiB freed" in log
+    kept_log = (c / prune.USED / prune.PRUNED).read_text()  # outlives the detached process's own log
+    assert "removed oldest (last used " in kept_log and "removed older " in kept_log
     assert prune.prune(cache, "recent") == []  # checked a moment ago: not summed again so soon
     assert not prune.due(c)
 

@@ -24,6 +24,7 @@ from pipeline.model.strict import size_bytes
 
 STORES = ("build", "trees", "ccache-series")  # <store>/<name>[+steps...]; build and trees have .spare/<base>
 USED = "used"  # <cache>/used/<name>: touched by every run that uses name
+PRUNED = "pruned.log"  # <cache>/used/pruned.log: what was removed, when, and why
 DEFAULT_MAX, DEFAULT_FREE = "50G", "10G"
 CHECK_EVERY = 600  # seconds between two sums of the cache's size (the disk's free space: every run)
 
@@ -125,7 +126,10 @@ def prune(ctx: Context, *spare: str) -> list[str]:
         (ctx.cache / USED / name).unlink(missing_ok=True)
         excess -= freed
         gone.append(name)
-        ctx.runner.note(f"# cache over its budget: removed {name} (last used {when}, {freed >> 20} MiB freed)")
+        said = f"cache over its budget: removed {name} (last used {when}, {freed >> 20} MiB freed)"
+        ctx.runner.note(f"# {said}")
+        with open(ctx.cache / USED / PRUNED, "a") as log:  # kept: the process's own log goes when it ends well
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M')} {said}\n")
     for repo in sorted((ctx.cache / "git").glob("*.git")) if gone else []:  # the removed worktrees' records
         ctx.runner.git(repo, "worktree", "prune", check=False)
     return gone
