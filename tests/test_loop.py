@@ -223,3 +223,28 @@ def test_the_tip_is_built_booted_and_tested_before_the_intermediate_steps_are_bu
         assert order.index("build") < order.index("boot") < order.index("steps") < order.index("per-patch")
         assert max(i for i, name in enumerate(order) if name == "suite") < order.index("steps")
         assert order.index("steps") < order.index("bisect")
+
+
+def test_checkpatch_and_symbols_run_beside_the_lanes_and_the_run_ends_after_them(tmp_path, monkeypatch):
+    import threading
+
+    fakes = Fakes(monkeypatch)
+    built = threading.Event()
+    plain = fakes.body("build")
+
+    def build(work):
+        built.set()
+        return plain(work)
+
+    def checkpatch(work):  # still running when the first lane builds: only so if it runs beside them
+        seen = built.wait(10)
+        fakes.calls.append(("checkpatch ended", "", "saw a build" if seen else "saw none"))
+        return Outcome(Status.PASS, "fine", [Case("checkpatch", "works", Status.PASS)])
+
+    monkeypatch.setattr(loop, "GRAPH", tuple(
+        dataclasses.replace(n, run=build if n.name == "build" else checkpatch if n.name == "checkpatch" else n.run)
+        for n in loop.GRAPH))
+    assert new_run(tmp_path).run() == 0
+    names = [name for name, _, _ in fakes.calls]
+    assert ("checkpatch ended", "", "saw a build") in fakes.calls
+    assert names.index("checkpatch ended") < names.index("coverage")  # the final stages wait for it
