@@ -13,9 +13,9 @@ from test_apply import ctx_for
 
 def finished(pid: int, limit: float = 60) -> None:
     until = time.monotonic() + limit
-    while background._alive(str(pid)) and time.monotonic() < until:
+    while background.alive(str(pid)) and time.monotonic() < until:
         time.sleep(0.05)
-    assert not background._alive(str(pid))
+    assert not background.alive(str(pid))
 
 
 def base_build(ctx, arch, objects: int = 200):
@@ -89,7 +89,7 @@ def test_a_zombie_is_not_alive(tmp_path):
 
     child = subprocess.Popen(["true"])
     time.sleep(0.3)  # exited, not reaped yet
-    assert not background._alive(str(child.pid)) and background._alive(str(os.getpid()))
+    assert not background.alive(str(child.pid)) and background.alive(str(os.getpid()))
     child.wait()
 
 

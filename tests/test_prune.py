@@ -108,3 +108,11 @@ def test_a_budget_that_is_not_a_size_is_one_clear_error(monkeypatch):
     with pytest.raises(UserError) as err:
         prune.budget()
     assert "KSERIES_CACHE_MAX='lots' is not a size" in err.value.message and "80G" in err.value.message
+
+
+def test_a_base_whose_spare_a_live_process_is_making_is_left_alone(cache, monkeypatch):
+    c = cache.cache
+    (c / "trees" / ".spare" / f"oldest.making-{os.getpid()}").mkdir(parents=True)  # "this" process makes it
+    monkeypatch.setenv("KSERIES_CACHE_MAX", "1M")
+    assert "oldest" not in prune.prune(cache, "recent")
+    assert (c / "build" / "oldest").exists() and (c / "trees" / ".spare" / f"oldest.making-{os.getpid()}").exists()

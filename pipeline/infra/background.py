@@ -57,7 +57,7 @@ def hand_off(ctx: Context) -> int | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for state in folder.glob("*.json"):  # ended processes' (one may end before its state is written)
-            if not _alive(state.stem):
+            if not alive(state.stem):
                 state.unlink(missing_ok=True)
         spec = json.dumps({"cache": str(ctx.cache), "jobs": jobs})
         pid = ctx.runner.detach([sys.executable, "-m", MARK, spec], cwd=Path(__file__).resolve().parents[2])
@@ -95,12 +95,12 @@ def wait(cache: Path, target: Path, say: Callable[[str], None], limit: float = 1
             continue
         if str(target) not in targets or target.exists():
             continue
-        if not _alive(state.stem):
+        if not alive(state.stem):
             state.unlink(missing_ok=True)
             continue
         say(f"waiting for {target.name}: process {state.stem}, left by the run before, is making it")
         until = time.monotonic() + limit
-        while _alive(state.stem) and not target.exists() and time.monotonic() < until:
+        while alive(state.stem) and not target.exists() and time.monotonic() < until:
             time.sleep(0.1)
 
 
@@ -108,9 +108,9 @@ def settle(cache: Path, limit: float = 1800) -> list[str]:
     """Wait until no process hand_off started is still making something; the pids waited for."""
     waited, until = [], time.monotonic() + limit
     for state in sorted((cache / LATER).glob("*.json")):
-        if _alive(state.stem):
+        if alive(state.stem):
             waited.append(state.stem)
-        while _alive(state.stem) and time.monotonic() < until:
+        while alive(state.stem) and time.monotonic() < until:
             time.sleep(0.1)
     return waited
 
@@ -122,10 +122,10 @@ def making(path: Path) -> Path:
 
 def stale(path: Path) -> list[Path]:
     """What a killed process left half-made for path (its process is gone)."""
-    return [p for p in path.parent.glob(f"{path.name}.making-*") if not _alive(p.name.rsplit("-", 1)[1])]
+    return [p for p in path.parent.glob(f"{path.name}.making-*") if not alive(p.name.rsplit("-", 1)[1])]
 
 
-def _alive(pid: str) -> bool:
+def alive(pid: str) -> bool:
     """A process that still runs (not a zombie waiting to be reaped)."""
     try:
         stat = Path(f"/proc/{int(pid)}/stat").read_text()

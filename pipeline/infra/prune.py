@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.infra import diskwatch, locks
+from pipeline.infra import background, diskwatch, locks
 from pipeline.infra.context import Context
 from pipeline.infra.errors import UserError
 from pipeline.model.strict import size_bytes
@@ -62,16 +62,21 @@ def budget() -> tuple[int, int]:
 
 
 def kept(cache: Path) -> dict[str, list[Path]]:
-    """Every name's directories: a series' or base's own, its steps', and a base's spares."""
+    """Every name's directories: a series' or base's own, its steps', and a base's spares. A base
+    whose spare a live process is making (infra/background.py: no lock covers that) is left out."""
     out: dict[str, list[Path]] = {}
+    busy = set()
     for store in STORES:
         for path in sorted((cache / store).glob("*")):
             if path.name == ".spare":
                 for spare in sorted(path.iterdir()):
-                    out.setdefault(spare.name.split(".making-")[0], []).append(spare)
+                    name, _, pid = spare.name.partition(".making-")
+                    out.setdefault(name, []).append(spare)
+                    if pid and background.alive(pid):
+                        busy.add(name)
             elif not path.name.startswith("."):
                 out.setdefault(path.name.split("+steps")[0], []).append(path)
-    return out
+    return {name: paths for name, paths in out.items() if name not in busy}
 
 
 def last_used(cache: Path, name: str, paths: list[Path]) -> float:
