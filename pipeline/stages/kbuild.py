@@ -14,17 +14,27 @@ ASSIGN = re.compile(r"^\s*([A-Za-z0-9_]+)-(\S+?)\s*[+:?]?=\s*(.*)$")
 CONTAINERS = ("obj", "lib", "core", "drivers", "libs", "net", "virt")
 
 
-def _assignments(directory: Path) -> list[tuple[str, list[str], list[str]]]:
+def _reader(tree) -> object:
+    """A tree as something with read(relative path) -> text or None: a checked-out directory
+    (Path) or a catalogue tree read from git objects (pipeline/catalogue/tree.py)."""
+    if isinstance(tree, (str, Path)):
+        from pipeline.catalogue.tree import Directory
+
+        return Directory(Path(tree))
+    return tree
+
+
+def _assignments(tree, directory: Path) -> list[tuple[str, list[str], list[str]]]:
     """(prefix, CONFIG_ symbols it is built under, words) of every `prefix-suffix += words` line of
     the directory's Kbuild and Makefile, continuation lines joined, comments dropped. The symbols are
     those of its suffix and of the conditionals around it that need them set (`ifeq
     ($(CONFIG_MMU)$(CONFIG_64BIT),yy)`, `ifdef CONFIG_X`); a negated or `else` branch adds none."""
     out = []
     for name in ("Kbuild", "Makefile"):
-        path = directory / name
-        if not path.is_file():
+        raw = tree.read(str(directory / name))
+        if raw is None:
             continue
-        text = re.sub(r"\\\n", " ", path.read_text(errors="replace"))
+        text = re.sub(r"\\\n", " ", raw)
         around: list[list[str]] = []
         for line in text.splitlines():
             line = line.split("#", 1)[0]
@@ -45,36 +55,37 @@ def _assignments(directory: Path) -> list[tuple[str, list[str], list[str]]]:
     return out
 
 
-def _object(directory: Path, word: str, depth: int = 0) -> list[str] | None:
+def _object(tree, directory: Path, word: str, depth: int = 0) -> list[str] | None:
     """The symbols that lead to word (an object or a subdirectory/) in this directory's Makefile,
     through composite objects; None when no line names it."""
     if depth > 4:
         return None
-    for prefix, symbols, words in _assignments(directory):
+    for prefix, symbols, words in _assignments(tree, directory):
         if word not in words:
             continue
         if prefix in CONTAINERS:
             return symbols
         # a part of the composite object prefix.o, or of a list used as $(prefix-y)
-        outer = _object(directory, prefix + ".o", depth + 1)
+        outer = _object(tree, directory, prefix + ".o", depth + 1)
         if outer is None:
-            outer = _object(directory, f"$({prefix}-y)", depth + 1)
+            outer = _object(tree, directory, f"$({prefix}-y)", depth + 1)
         if outer is not None:
             return symbols + outer
     return None
 
 
-def gates(tree: Path, source: str) -> list[str] | None:
+def gates(tree, source: str) -> list[str] | None:
     """The CONFIG_ symbols a source file is compiled under, its own directory's first, then those
     of the directories above it; None when its Makefile names no such object (built some other way)."""
+    tree = _reader(tree)
     path = Path(source)
-    found = _object(tree / path.parent, path.stem + ".o")
+    found = _object(tree, path.parent, path.stem + ".o")
     if found is None:
         return None
     symbols = list(found)
     directory = path.parent
     while directory.parent != directory and str(directory.parent) != ".":
-        above = _object(tree / directory.parent, directory.name + "/")
+        above = _object(tree, directory.parent, directory.name + "/")
         if above is None:
             break
         symbols += above

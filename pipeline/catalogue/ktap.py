@@ -1,0 +1,138 @@
+"""KTAP (KUnit's and kselftest's output) read with the kernel's own parser,
+tools/testing/kunit/kunit_parser.py, taken from the base tree (upstream code, never the series'
+tree: a patch could change the parser, and it runs on the host). It is kept in
+<cache>/ktap/<blob hash>/ and imported from there.
+
+cases() turns its Test tree into (name, status, message, output) rows, one per test case and
+subtest; a kselftest's own KTAP, which run_kselftest.sh prints with a "# " before each line, is
+parsed again one level down, so its subtests are kept.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+import threading
+from pathlib import Path
+
+from pipeline.model.results import Status
+
+FILES = ("kunit_parser.py", "kunit_printer.py")
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+
+class Missing(Exception):
+    pass
+
+
+def load(cache: Path, tree) -> object:
+    """The tree's kunit_parser module (tree: pipeline/catalogue/tree.Tree of the base commit)."""
+    texts = {name: tree.read(f"tools/testing/kunit/{name}") for name in FILES}
+    if any(t is None for t in texts.values()):
+        raise Missing(f"the base tree has no tools/testing/kunit/{'/'.join(FILES)}: kseries reads KTAP with "
+                      "the kernel's own parser")
+    import hashlib
+
+    key = hashlib.sha256("".join(texts.values()).encode()).hexdigest()[:16]
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        where = cache / "ktap" / key
+        where.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            if not (where / name).is_file():
+                (where / name).write_text(text)
+        previous = sys.modules.get("kunit_printer")
+        spec = importlib.util.spec_from_file_location("kunit_printer", where / "kunit_printer.py")
+        printer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(printer)
+        sys.modules["kunit_printer"] = printer  # kunit_parser does `from kunit_printer import Printer`
+        try:
+            spec = importlib.util.spec_from_file_location(f"kunit_parser_{key}", where / "kunit_parser.py")
+            parser = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = parser  # dataclasses look their module up while it loads
+            spec.loader.exec_module(parser)
+        finally:
+            if previous is not None:
+                sys.modules["kunit_printer"] = previous
+            else:
+                sys.modules.pop("kunit_printer", None)
+        parser._kseries_printer = printer
+        _loaded[key] = parser
+        return parser
+
+
+def parse(parser, lines: list[str]):
+    """The Test tree of the KTAP in lines (the parser's own report goes nowhere)."""
+    quiet = parser._kseries_printer.Printer(print=False, output=io.StringIO())
+    return parser.parse_run_tests(lines, quiet)
+
+
+def status_of(parser, test) -> Status:
+    s = parser.TestStatus
+    return {s.SUCCESS: Status.PASS, s.FAILURE: Status.FAIL, s.SKIPPED: Status.SKIP,
+            s.TEST_CRASHED: Status.FAIL, s.NO_TESTS: Status.SKIP,
+            s.FAILURE_TO_PARSE_TESTS: Status.ERROR}.get(test.status, Status.ERROR)
+
+
+def cases(parser, top, nested: bool = False) -> list[tuple[str, Status, str, str]]:
+    """One row per leaf test case (suite.case[.subtest]); nested: a test's log is itself KTAP
+    behind "# " (run_kselftest.sh's output) and is parsed for its subtests."""
+    out: list[tuple[str, Status, str, str]] = []
+
+    def walk(test, prefix: str) -> None:
+        name = f"{prefix}.{test.name}" if prefix else test.name
+        if test.subtests:
+            for sub in test.subtests:
+                walk(sub, name)
+            return
+        status = status_of(parser, test)
+        log = "\n".join(test.log[-60:])
+        message = ""
+        if status == Status.FAIL:
+            message = _failure(test.log) or ("crashed" if test.status == parser.TestStatus.TEST_CRASHED else "failed")
+        elif status == Status.SKIP:
+            message = test.skip_reason or "skipped"
+        elif status == Status.ERROR:
+            message = "the KTAP output could not be parsed"
+        inner = _inner(test.log) if nested else []
+        if inner:
+            sub = parse(parser, inner)
+            if sub.subtests:
+                before = len(out)
+                walk_nested(sub, name, out)
+                if len(out) > before:
+                    return
+        out.append((name, status, message, log))
+
+    def walk_nested(test, prefix, into):
+        for sub in test.subtests:
+            rows = cases(parser, _wrap(sub), nested=False)
+            for n, st, msg, log in rows:
+                into.append((f"{prefix}.{n}", st, msg, log))
+
+    for test in top.subtests:
+        walk(test, "")
+    return out
+
+
+def _wrap(test):
+    class Top:
+        subtests = [test]
+    return Top
+
+
+def _inner(log: list[str]) -> list[str]:
+    """A kselftest's own output: the "# " lines of its log, one level of "# " taken off."""
+    return [line[2:] if line.startswith("# ") else line[1:] for line in log if line.startswith("#")]
+
+
+def _failure(log: list[str]) -> str:
+    """The first line that says what failed (KUnit's "Expected ..." or "# ... FAIL" lines)."""
+    for line in log:
+        text = line.strip().lstrip("#").strip()
+        if text.startswith(("Expected", "ASSERTION FAILED", "EXPECTATION FAILED")) or "FAIL" in text:
+            return text[:300]
+    return ""
