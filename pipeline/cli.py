@@ -12,6 +12,7 @@ import textwrap
 import traceback
 from pathlib import Path
 
+from pipeline.infra import paths
 from pipeline.infra.errors import DISK_ERRORS, EXIT_INFRA, EXIT_INTERRUPTED, KseriesError, UserError, disk_message
 from pipeline.intake import sources as intake
 from pipeline.run import pipeline
@@ -45,7 +46,7 @@ def crashed(exc: BaseException) -> int:
 
 
 def say(text: str) -> None:
-    print(textwrap.fill(text, width=100), file=sys.stderr)
+    print(textwrap.fill(text, width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)  # a path stays whole
 
 
 def ci(series: str | None, arches: list[str] | None, results: str = "results",
@@ -60,9 +61,11 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
         if not (run_dir / "results.json").is_file():
             raise UserError(f"--resume {resume}: {run_dir} is not a kseries run directory (no results.json). "
                             "Pass a directory under results/, or --resume alone for the latest run.")
+        paths.output_dir(str(run_dir), "--resume", "A run is completed in its own directory: make it writable.")
         run = pipeline.Run.resume(run_dir)
         run.ctx.progress.say("run", "", f"resuming {run_dir.name}: finished stages are reused")
     else:
+        paths.output_dir(results, "--results", RESULTS_FIX)
         spec, arch_list, got = pipeline.plan(series, arches, request)
         spec = dataclasses.replace(spec, derive=spec.derive and derive, rerun_tests=rerun_tests)
         run = pipeline.Run.create(spec, arch_list, Path(results).resolve(), got)
@@ -74,6 +77,9 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
           end="")
     print(f"JUnit: {run.run_dir / 'junit.xml'}  (results/latest -> {run.run_dir.name})")
     return code
+
+
+RESULTS_FIX = "Pass --results a directory you can write to (it is made if missing), e.g. --results results."
 
 
 def show_series(series: str | None, request: intake.Request | None = None) -> int:
@@ -99,12 +105,18 @@ def dashboard(results: str, db_path: str, output: str, junit: list[str], serve: 
     """Ingest every run under results (and any JUnit files) into the store, then build the site."""
     from pipeline.report import dashboard as site, store
 
-    root = Path(results)
+    root = paths.input_dir(results, "--results", "Pass the results root that 'invoke ci --results' wrote.")
+    for path in junit:
+        paths.input_file(path, "--junit", "Pass a JUnit XML report.")
+    if not _runs(root, results) and not junit:
+        raise UserError(f"--results {results} holds no kseries run (no */results.json), so the dashboard "
+                        "would be empty. Pass the results root that 'invoke ci --results' wrote, or a "
+                        "JUnit file with --junit.")
+    paths.output_file(db_path or str(root / "kseries.db"), "--db" if db_path else "--results")
+    paths.output_dir(output or str(root / "dashboard"), "--output" if output else "--results")
     db = store.open_db(Path(db_path) if db_path else root / "kseries.db")
     ingested = store.ingest_tree(db, root)
     for path in junit:
-        if not Path(path).is_file():
-            raise UserError(f"--junit {path}: no such file. Pass a JUnit XML report.")
         ingested.append(store.ingest_junit(db, Path(path)))
     out = Path(output) if output else root / "dashboard"
     index = site.build_site(db, out)
@@ -120,10 +132,13 @@ def merge_reports(inputs: list[str], output: str) -> int:
 
     from pipeline.report import junit as report
 
-    paths = [Path(p) for pattern in inputs for p in (sorted(glob.glob(pattern)) or [pattern])]
-    if not paths:
+    found = [Path(p) for pattern in inputs for p in (sorted(glob.glob(pattern)) or [pattern])]
+    if not found:
         raise UserError("--merge needs at least one run directory, results root or JUnit file.")
-    suites, tests = report.merge(paths, Path(output))
+    for path in found:
+        paths.input_file(str(path), "--merge", "Pass run directories, results roots or JUnit files.", dirs=True)
+    paths.output_file(output, "--output")
+    suites, tests = report.merge(found, Path(output))
     print(f"{output}: {suites} testsuite(s), {tests} testcase(s) from {len(paths)} file(s)")
     return 0
 
@@ -151,7 +166,8 @@ def summary(results: str, markdown: bool, annotate: bool = False) -> int:
     from pipeline.model.results import RunRecord
     from pipeline.report import store
 
-    runs = store.run_dirs(Path(results))
+    runs = _runs(paths.input_dir(results, "--results", "Pass the results root that 'invoke ci --results' wrote, "
+                                 "or the downloaded artifacts."), results)
     if not runs:
         raise UserError(f"{results} holds no kseries run (no */results.json). Pass the results root "
                         "that 'invoke ci --results' wrote, or the downloaded artifacts.")
@@ -189,10 +205,23 @@ def annotations(record) -> list[str]:
     return out
 
 
+def _runs(root: Path, results: str) -> list[Path]:
+    """The run directories under a results root; one that cannot be listed is the user's to fix."""
+    from pipeline.report import store
+
+    try:
+        return store.run_dirs(root)
+    except OSError as exc:
+        raise UserError(f"--results {results}: {exc.filename or root} cannot be read ({exc.strerror}). Pass the "
+                        "results root that 'invoke ci --results' wrote.") from exc
+
+
 def _run_dir(run: str | bool, results: str, flag: str) -> tuple[Path, object]:
     from pipeline.model.results import RunRecord
 
     run_dir = Path(run) if isinstance(run, str) else (Path(results) / "latest").resolve()
+    if isinstance(run, str):
+        paths.input_dir(run, flag, "Pass a run directory (results/<time>-<series>).")
     if not (run_dir / "results.json").is_file():
         raise UserError(f"{flag} {run if isinstance(run, str) else ''}: {run_dir} is not a kseries run directory "
                         "(no results.json). Pass a run directory, or --results ROOT whose 'latest' is one.")
@@ -214,8 +243,8 @@ def reply_mail(run: str | bool, results: str, output: str, send: bool, logs_url:
     from pipeline.report import reply
 
     run_dir, record = _run_dir(run, results, "--email")
+    path = paths.output_file(output or str(run_dir / "reply.eml"), "--output" if output else "--email")
     msg = reply.compose(record, run_dir, logs_url=logs_url)
-    path = Path(output) if output else run_dir / "reply.eml"
     path.write_bytes(msg.as_bytes())
     print(msg.as_string())
     print(f"written to {path}")

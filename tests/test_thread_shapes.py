@@ -293,3 +293,88 @@ def test_without_a_base_commit_the_base_is_guessed_from_the_index_lines(tmp_path
     net = base.net_stat(repo, found[0], [p.path for p in got.series.patches])
     assert [(f.path, f.insertions, f.deletions) for f in net] == [("f1.c", 1, 1), ("f2.c", 1, 1), ("f3.c", 1, 1)]
     assert sum(f.insertions for f in got.series.files) == 4  # summed per patch: f1.c twice
+
+
+def test_display_names_are_kept_as_the_reviewer_wrote_them(tmp_path):
+    """A trailer is the reviewer's text, not an RFC 5322 header: no quotes added where none were typed
+    (liblore adds them), none lost where they were (b4 keeps them)."""
+    _, bodies = tree(tmp_path, 2)
+    mails = series(bodies)
+    for i, (sender, line) in enumerate([
+            ("Ann Reviewer <ann@x.org>", "Reviewed-by: Ann Reviewer (corporate) <ann@x.org>"),
+            ("Bob Tester <bob@x.org>", "Tested-by: Tester, Bob <bob@x.org>"),
+            ("Carol <carol@x.org>", "Acked-by: Carol Acker [corp] <carol@x.org>"),
+            ("Dan <dan@x.org>", 'Reviewed-by: "Quoted, Dan" <dan@x.org>')]):
+        mails.append(mail(f"r{i}@x.org", "Re: [PATCH 1/2] f1: widen v1_5", f"> hunk\n\n{line}\n", sender,
+                          "v1-1@example.org", ("v1-0@example.org",), minute=20 + i))
+    got, _ = same_as_b4(mbox(tmp_path / "t.mbox", mails), "v1-0@example.org", tmp_path)
+    assert got.trailers[1] == ["Reviewed-by: Ann Reviewer (corporate) <ann@x.org>",
+                               "Tested-by: Tester, Bob <bob@x.org>", "Acked-by: Carol Acker [corp] <carol@x.org>",
+                               'Reviewed-by: "Quoted, Dan" <dan@x.org>']
+
+
+def test_a_partial_reroll_has_the_cover_letter_of_the_revision_it_fills_from(tmp_path):
+    """v3 resends only 2/2 (a reply to v2's 2/2): 1/2 comes from v2 with its trailers, and a review
+    of v2's cover letter counts for every patch of the series, the resent one too (as b4 am)."""
+    _, bodies = tree(tmp_path, 2)
+    v2 = series(bodies, rev=2)
+    v2.append(mail("c@x.org", "Re: [PATCH v2 0/2] widen things", "> Cover.\n\nReviewed-by: Ann <ann@x.org>\n",
+                   "Ann <ann@x.org>", "v2-0@example.org", minute=20))
+    v2.append(mail("p@x.org", "Re: [PATCH v2 1/2] f1: widen v1_5", "> hunk\n\nAcked-by: Bob <bob@x.org>\n",
+                   "Bob <bob@x.org>", "v2-1@example.org", ("v2-0@example.org",), minute=21))
+    v3 = mail("v3-2@example.org", "[PATCH v3 2/2] f2: widen v2_5", bodies[1].replace("Because", "As"),
+              reply_to="v2-2@example.org", refs=("v2-0@example.org",), minute=40)
+    got, ref = same_as_b4(mbox(tmp_path / "t.mbox", [*v2, v3]), "v2-0@example.org", tmp_path)
+    assert "partial reroll" in ref["output"] and got.origins == {1: 2, 2: 3}
+    assert got.cover is not None and got.cover.message_id == "v2-0@example.org"
+    assert got.trailers == {1: ["Acked-by: Bob <bob@x.org>", "Reviewed-by: Ann <ann@x.org>"],
+                            2: ["Reviewed-by: Ann <ann@x.org>"]}
+
+
+def test_trailer_order_is_b4s(tmp_path):
+    """A patch's own replies first, in the order b4 walks the thread (a reply to a reply that names only
+    its parent, saved before that parent, comes after it), then the cover letter's."""
+    _, bodies = tree(tmp_path, 2)
+    mails = series(bodies)
+    mails.append(mail("c@x.org", "Re: [PATCH 0/2] widen things", "> Cover.\n\nTested-by: Tim <tim@x.org>\n",
+                      "Tim <tim@x.org>", "v1-0@example.org", minute=10))
+    nested = mail("n@x.org", "Re: [PATCH 1/2] f1: widen v1_5", "> why?\n\nAcked-by: Bob <bob@x.org>\n",
+                  "Bob <bob@x.org>", "q@x.org", minute=50)
+    mails.append(re.sub(rb"References: .*\n", b"", nested))  # a mailer that keeps only In-Reply-To
+    mails.append(mail("q@x.org", "Re: [PATCH 1/2] f1: widen v1_5", "> hunk\n\nWhy?\n", "Carol <carol@x.org>",
+                      "v1-1@example.org", ("v1-0@example.org",), minute=20))
+    mails.append(mail("d@x.org", "Re: [PATCH 1/2] f1: widen v1_5", "> hunk\n\nReviewed-by: Ann <ann@x.org>\n",
+                      "Ann <ann@x.org>", "v1-1@example.org", ("v1-0@example.org",), minute=30))
+    got, _ = same_as_b4(mbox(tmp_path / "t.mbox", mails), "v1-0@example.org", tmp_path)
+    assert got.trailers[1] == ["Reviewed-by: Ann <ann@x.org>", "Acked-by: Bob <bob@x.org>",
+                               "Tested-by: Tim <tim@x.org>"]
+
+
+def test_plain_diffs_are_taken_as_git_am_applies_them(tmp_path):
+    """diff -urN output (timestamps, 'linux.orig/' and 'linux/' as the leading directories) is a patch like any
+    other, trailers and all; a plain diff git am cannot apply (its hunk counts do not match its lines) is
+    an input error that says so, not 'cut in transit'."""
+    repo, bodies = tree(tmp_path, 2)
+
+    def urn(body: str) -> str:
+        body = re.sub(r"^diff --git a/(\S+) b/\S+\nindex .*\n", r"diff -urNp linux.orig/\1 linux/\1\n", body, flags=re.M)
+        body = re.sub(r"^--- a/(\S+)$", r"--- linux.orig/\1\t2026-05-01 10:00:00.000000000 +0000", body, flags=re.M)
+        return re.sub(r"^\+\+\+ b/(\S+)$", r"+++ linux/\1\t2026-05-01 10:05:00.000000000 +0000", body, flags=re.M)
+
+    mails = series([urn(b) for b in bodies])
+    mails.append(mail("r@x.org", "Re: [PATCH 2/2] f2: widen v2_5", "> hunk\n\nReviewed-by: Ann <ann@x.org>\n",
+                      "Ann <ann@x.org>", "v1-2@example.org", ("v1-0@example.org",), minute=20))
+    got, _ = same_as_b4(mbox(tmp_path / "t.mbox", mails), "v1-0@example.org", tmp_path)
+    assert [f.path for p in got.series.patches for f in p.files] == ["f1.c", "f2.c"]
+    applies(repo, got)
+    miscounted = [urn(bodies[0]).replace("@@ -3,7 +3,7 @@", "@@ -3,9 +3,9 @@"), bodies[1]]
+    assert "@@ -3,9 +3,9 @@" in miscounted[0]
+    path = mbox(tmp_path / "m.mbox", series(miscounted))
+    with pytest.raises(UserError, match=r"Patch 1/2 .* is a plain diff \(no 'diff --git' header\) that git cannot "
+                                        r"read: corrupt patch at line \d+ of the mail\. .* git am cannot apply"):
+        kseries(path, tmp_path)
+    git(repo, "checkout", "-q", "-f", "base")
+    single = tmp_path / "one.patch"
+    single.write_bytes(series(miscounted)[1])
+    assert subprocess.run(["git", "-C", str(repo), "am", str(single)], capture_output=True).returncode != 0
+    subprocess.run(["git", "-C", str(repo), "am", "--abort"], capture_output=True)

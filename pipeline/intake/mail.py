@@ -60,7 +60,10 @@ def split_mbox(data: bytes) -> list[bytes]:
     """An mbox's mails (b4's From_-line rule: a body line 'From the datasheet' is no separator)."""
     if data[:5] != b"From ":
         return [data] if data.strip() else []
-    return [m for m in lutils.split_mbox_as_bytes(data) if m.strip()]
+    chunks = lutils.split_mbox_as_bytes(data)
+    if chunks:  # liblore ends the last mail with a line end the mailbox may not have (cut.cut_mid_line)
+        chunks[-1] = chunks[-1][:-1]
+    return [m for m in chunks if m.strip()]
 
 
 def _attachments(msg: EmailMessage) -> str:
@@ -124,12 +127,22 @@ def headers(mail: Mail) -> dict:
 
 def review_trailers(mail: Mail) -> list[str]:
     """The endorsements a patch carries itself (Reviewed-by, Acked-by, Tested-by), as 'Name: value'."""
-    return [f"{t.name}: {t.value}" for t in mail.trailers if t.key in REVIEW]
+    return [written(t) for t in mail.trailers if t.key in REVIEW]
 
 
 def reply_trailers(mail: Mail) -> list[str]:
     """What a reply gives: person trailers from their own sender (liblore drops the rest)."""
-    return [f"{t.name}: {t.value}" for t in mail.trailers if t.is_person]
+    return [written(t) for t in mail.trailers if t.is_person]
+
+
+def written(trailer) -> str:
+    """'Name: value' as the reviewer wrote it, as b4 copies it into the commit: a display name keeps
+    the quotes it was typed with and gets none it was not (RFC 5322 quoting is for headers, and
+    liblore adds it); encoded words are decoded and '<mailto:>' junk is gone."""
+    if not trailer.is_person or not trailer.addr:
+        return f"{trailer.name}: {trailer.value}"
+    name, addr = lutils.clean_header(trailer.addr[0]), trailer.addr[1]
+    return f"{trailer.name}: {name} <{addr}>" if name and name != addr else f"{trailer.name}: {addr}"
 
 
 def numstat(diff: str) -> tuple[tuple[FileStat, ...], str]:

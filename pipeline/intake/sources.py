@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.model import config
 from pipeline.intake import mail, thread
 from pipeline.intake.http import RETRIES, fetch, ungzip
+from pipeline.infra import paths
 from pipeline.infra.errors import InfraError, UserError
 
 DEFAULT_LORE = "https://lore.kernel.org/all"
@@ -120,10 +121,8 @@ def from_lore(msgid: str, lore_url: str, retries: int = RETRIES) -> tuple[list[m
 
 
 def from_path(path_text: str) -> tuple[list[mail.Mail], str]:
-    path = Path(path_text).expanduser()
-    if not path.exists():
-        raise UserError(f"--mbox {path_text}: no such file or directory. Pass the mbox, maildir or "
-                        "patch directory the series was saved to (b4 am -o DIR writes one).")
+    path = paths.input_file(path_text, "--mbox", "Pass the mbox, maildir or patch directory the series was "
+                            "saved to (b4 am -o DIR writes one).", dirs=True)
     if path.is_dir() and all((path / d).is_dir() for d in ("cur", "new")):
         box = mailbox.Maildir(str(path), factory=None, create=False)
         mails = [mail.read(f"{path}/{key}", box.get_bytes(key)) for key in sorted(box.keys())]
@@ -266,6 +265,7 @@ def describe(got: Intake) -> str:
     else:
         lines += ["", format_diffstat(p.series.files).rstrip("\n") + "  (summed per patch: the base is not "
                   "at hand for the net change)"]
+    lines += [f"note: {n}" for n in p.notes]
     if p.dropped:
         lines += ["", f"left out ({len(p.dropped)}):"] + [f"  {d}" for d in p.dropped]
     return "\n".join(lines) + "\n"

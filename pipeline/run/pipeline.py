@@ -141,7 +141,12 @@ class Run:
         if sorted(a.name for a in arches) != sorted(spec.arches):  # one CI job per arch: distinct ids
             run_id += "-" + "-".join(a.name for a in arches)
         run_dir = results / run_id
-        run_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            got.discard()
+            raise UserError(f"--results {results}: the run directory {run_dir} cannot be made ({exc.strerror}). "
+                            "Pass --results a directory you can write to (it is made if missing).") from exc
         series = keep_series(got, run_dir / "series")
         got.discard()
         record = RunRecord(run_id, spec.name, spec.title, [a.name for a in arches],
