@@ -75,7 +75,8 @@ def test_selection_reports_reasons_for_arches_that_do_not_run_a_suite():
     spec = config.load_series("page_mapped")
     sh4 = config.resolve_arch("sh4")
     runs, skips = suites.selected(spec, sh4)
-    assert [s.name for s in runs] == ["nolibc"]
+    assert [s.name for s in runs] == ["nolibc", "kunit"]
+    assert {s.name: why for s, why in skips}["kselftest"].startswith("no shell for run_kselftest.sh")
     plain = config.Arch(**{**sh4.__dict__, "suites": {}})
     runs, skips = suites.selected(spec, plain)
     assert runs == [] and "does not declare the suite 'nolibc'" in skips[0][1]
@@ -88,6 +89,9 @@ def test_manifest_lists_suite_results_file_and_argv_with_selection():
     line = suites.manifest([arena], x86).split()
     assert line[:2] == ["bpf_arena", arena.results]
     assert line[line.index(arena.allow_flag) + 1] == ",".join(arena.allow)
+    # KUnit runs in the kernel before init: no line; kselftest runs its wrapper with the chosen tests
+    assert suites.manifest([config.load_suite("kunit"), config.load_suite("kselftest")], x86) == \
+        "kselftest - /bin/sh /kseries/kselftest.sh\n"
 
 
 def test_results_file_is_cut_from_the_console():

@@ -77,16 +77,16 @@ def status_of(parser, test) -> Status:
             s.FAILURE_TO_PARSE_TESTS: Status.ERROR}.get(test.status, Status.ERROR)
 
 
-def cases(parser, top, nested: bool = False) -> list[tuple[str, Status, str, str]]:
-    """One row per leaf test case (suite.case[.subtest]); nested: a test's log is itself KTAP
-    behind "# " (run_kselftest.sh's output) and is parsed for its subtests."""
-    out: list[tuple[str, Status, str, str]] = []
+def cases(parser, top, nested: bool = False) -> list[tuple[tuple[str, ...], Status, str, str]]:
+    """One row per leaf test case: (its path of names, status, message, log); nested: a test's log
+    is itself KTAP behind "# " (run_kselftest.sh's output) and is parsed for its subtests."""
+    out: list[tuple[tuple[str, ...], Status, str, str]] = []
 
-    def walk(test, prefix: str) -> None:
-        name = f"{prefix}.{test.name}" if prefix else test.name
+    def walk(test, path: tuple[str, ...]) -> None:
+        path = (*path, test.name)
         if test.subtests:
             for sub in test.subtests:
-                walk(sub, name)
+                walk(sub, path)
             return
         status = status_of(parser, test)
         log = "\n".join(test.log[-60:])
@@ -100,21 +100,19 @@ def cases(parser, top, nested: bool = False) -> list[tuple[str, Status, str, str
         inner = _inner(test.log) if nested else []
         if inner:
             sub = parse(parser, inner)
-            if sub.subtests:
-                before = len(out)
-                walk_nested(sub, name, out)
-                if len(out) > before:
-                    return
-        out.append((name, status, message, log))
-
-    def walk_nested(test, prefix, into):
-        for sub in test.subtests:
-            rows = cases(parser, _wrap(sub), nested=False)
-            for n, st, msg, log in rows:
-                into.append((f"{prefix}.{n}", st, msg, log))
+            rows = []
+            for child in sub.subtests:
+                rows += [((*path, *names), st, msg, lg) for names, st, msg, lg in cases(parser, _wrap(child))]
+            if rows:
+                # the test's own verdict stands beside its subtests: a crash after them is not lost
+                if status != Status.PASS and not any(st == status for _, st, _, _ in rows):
+                    rows.append((path, status, message, log))
+                out.extend(rows)
+                return
+        out.append((path, status, message, log))
 
     for test in top.subtests:
-        walk(test, "")
+        walk(test, ())
     return out
 
 

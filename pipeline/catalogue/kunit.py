@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pipeline.stages import kbuild
 
-REGISTERS = r"kunit_test_(init_section_)?suites?[[:space:]]*\("
+REGISTERS = r"kunit_test_(init_section_)?suites? ?\("
 SUITE = re.compile(r"struct\s+kunit_suite\s+\w+\s*=\s*\{(?P<body>.*?)\n\}", re.S)
 NAME = re.compile(r"\.name\s*=\s*\"(?P<name>[^\"]+)\"")
 

@@ -81,9 +81,14 @@ class Suite:
     """A test suite run inside the guest (configs/suites/<name>.yaml)."""
     name: str
     title: str
-    build: str  # script under ci/suites/, run by sh in the toolchain container
-    run: tuple[str, ...]  # argv inside the guest
     parser: str  # how its console output becomes testcases (pipeline/parsers.py)
+    build: str = ""  # script under ci/suites/, run by sh in the toolchain container
+    run: tuple[str, ...] = ()  # argv inside the guest
+    # guest: built by `build`, run by /init with `run`; kunit: built into the kernel and run by it at
+    # boot, before init (its tests and their config come from the tree's catalogue: stages/tests.py)
+    kind: str = "guest"
+    # the tests come from the tree's catalogue, chosen for the series (stages/tests.py), not from `allow`
+    catalogue: bool = False
     results: str = ""  # a file the suite writes in the guest; init prints it to the console
     # test selection: appended to `run` as [flag, "a,b,c"] when the list is not empty
     allow: tuple[str, ...] = ()
@@ -99,6 +104,10 @@ class Suite:
     # guest lacks something the test needs, an ERROR of the set-up (never a pass)
     must_run: bool = False
     path: Path = Path()
+
+    def __post_init__(self):
+        if self.kind not in ("guest", "kunit"):
+            raise UserError(f"suite {self.name}: kind is '{self.kind}': use guest or kunit.")
 
     @property
     def script(self) -> Path:
@@ -261,7 +270,10 @@ def load_suite(name: str, root: Path | None = None) -> Suite:
 
     if suite.parser not in PARSERS:
         raise UserError(f"{path}: unknown parser '{suite.parser}'. Known parsers: {', '.join(sorted(PARSERS))}.")
-    if not suite.script.is_file():
+    if suite.kind == "guest" and (not suite.build or not suite.run):
+        raise UserError(f"{path}: a guest suite needs 'build' (its script in ci/suites/) and 'run' (its argv "
+                        "in the guest).")
+    if suite.build and not suite.script.is_file():
         raise UserError(f"{path}: 'build' names {suite.script}, which does not exist. Point it at a script in ci/suites/.")
     return suite
 

@@ -23,7 +23,7 @@ from pipeline.model.lane import Role
 from pipeline.model.results import Status
 from pipeline.run import reuse
 from pipeline.stages import (apply, bisect, boot, build, check, checkpatch, coverage, derive, per_patch, source,
-                             suites, symbols, userspace)
+                             suites, symbols, tests, userspace)
 from pipeline.stages.interface import Outcome, Work
 
 RAN = frozenset({Status.PASS, Status.FAIL})
@@ -63,6 +63,7 @@ GRAPH: tuple[Node, ...] = (
     Node("symbols", symbols.stage, (Need("apply", RAN),), scope="shared", key=lambda w: "", beside=True),
     Node("checkpatch", checkpatch.stage, (Need("apply", RAN),), scope="shared",
          key=lambda w: repr(w.spec.checkpatch), beside=True),
+    Node("tests", tests.stage, (APPLIED,), scope="shared", key=tests.key),
     Node("derive", derive.stage, (APPLIED,), reported=False),
     Node("reuse", reuse.stage, (APPLIED,), reported=False),
     Node("checkout", apply.checkout, (APPLIED,), roles=(Role.BASE,), reported=False),

@@ -33,23 +33,24 @@ from pathlib import Path
 from pipeline.model import config
 from pipeline.model.lane import Role
 from pipeline.model.results import SCHEMA, StageResult, Status
-from pipeline.stages import build, suites
+from pipeline.stages import build, suites, tests
 from pipeline.stages.initramfs import INIT_SOURCE
 from pipeline.stages.interface import Outcome, Work
 
 # the code that turns a console into results: when it changes, cached results may read differently
-INTERPRETERS = ("suites.py", "parsers.py", "check.py", "boot.py")
+INTERPRETERS = ("suites.py", "parsers.py", "check.py", "boot.py", "userspace.py")
 TIP = ("build", "compiled", "userspace", "initramfs", "boot", "check", "boot-retry", "suite")  # a series lane's
 FILES = ("console*.log", "config", "build.log", "suite-*-build.log")  # kept with the results, with the kernel
 
 
-def key(spec: config.SeriesConfig, arch: config.Arch, tree: str, images: tuple[str, ...]) -> str:
+def key(spec: config.SeriesConfig, arch: config.Arch, tree: str, images: tuple[str, ...], chosen: str = "") -> str:
+    """chosen: the tests the lane runs of those chosen from the tree (stages/tests.py for_lane)."""
     runs, skips = suites.selected(spec, arch)
     here = Path(suites.__file__).parent
     parts = [
         SCHEMA, tree, images, repr(config.identity(arch)),
         [(p.name, p.read_bytes()) for p in build.fragments_for(arch, spec)],
-        [(s.path.read_bytes(), s.script.read_bytes()) for s in runs],
+        [(s.path.read_bytes(), s.script.read_bytes() if s.build else b"") for s in runs], chosen,
         sorted(s.name for s, _ in skips), INIT_SOURCE.read_bytes(),
         [(name, (here / name).read_bytes()) for name in INTERPRETERS],
     ]
@@ -114,7 +115,7 @@ def stage(work: Work) -> Outcome:
     lane = work.lane
     images = (work.image(work.arch.toolchain), work.image("qemu"))
     tree = trees(work)
-    cache_key = key(work.spec, work.arch, tree, images)
+    cache_key = key(work.spec, work.arch, tree, images, repr(tests.for_lane(work)))
     facts, artifacts = {"reused": False, "tree": tree}, {"key": cache_key}
     whose = "the base" if lane.is_base else "the series' tip"
     if work.spec.rerun_tests and not lane.is_base:

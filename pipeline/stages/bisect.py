@@ -178,8 +178,9 @@ class Probe:
                           extra_seconds=sum(s.timeout for s in chosen), name=f"console-patch{k}")
         lines = booted.console.read_text(errors="replace").splitlines()
         shown = set()
+        ktap = suites.reader(work)
         for suite in chosen:
-            got = {c.test: c.status for c in suites.results(suite, work.arch.name, lines)}
+            got = {c.test: c.status for c in suites.lane_results(work, suite, lines, ktap=ktap)}
             shown |= {(s, t) for s, t in self.items if s == suite.name and got.get(t) != Status.PASS}
         splats = {t for s, t in self.items if s == SPLAT}
         if splats:
@@ -204,9 +205,9 @@ class Probe:
         self.dir.mkdir(parents=True, exist_ok=True)
         chosen = self._suites()
         made = work.need("userspace").artifacts
-        gone = [s.name for s in chosen if not Path(made[s.name]).exists()]
+        gone = [s.name for s in chosen if s.kind == "guest" and not Path(made[s.name]).exists()]
         if gone:  # the tip's results were taken over from a run whose suite builds were deleted since
             raise InfraError(f"cannot bisect on {work.arch.name}: the build of {', '.join(gone)} that the tip's "
                              "results came from is gone; rerun with --rerun-tests to build and boot afresh")
         return cpio.build(work.ctx, work.image(work.arch.toolchain), work.src, work.arch, self.dir,
-                          [Path(made[s.name]) for s in chosen], suites.manifest(chosen, work.arch))
+                          userspace.trees(work, chosen, self.dir), suites.manifest(chosen, work.arch))

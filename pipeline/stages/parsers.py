@@ -24,7 +24,7 @@ class Unreadable(Exception):
     pass
 
 
-def nolibc(lines: list[str], results: str | None = None) -> list[tuple[str, Status, str, str]]:
+def nolibc(lines: list[str], results: str | None = None, **_) -> list[tuple[str, Status, str, str]]:
     """tools/testing/selftests/nolibc/nolibc-test: "N name detail   [OK|FAIL|SKIPPED]" per test."""
     group, out = "", []
     for line in lines:
@@ -49,7 +49,7 @@ TEST_PROGS_LINE = re.compile(
 TEST_PROGS_STATUS = {"OK": Status.PASS, "SKIP": Status.SKIP, "FAIL": Status.FAIL}
 
 
-def test_progs_json(lines: list[str], results: str | None = None) -> list[tuple[str, Status, str, str]]:
+def test_progs_json(lines: list[str], results: str | None = None, **_) -> list[tuple[str, Status, str, str]]:
     """BPF selftests' test_progs: one "#N[/M] test[/subtest]:OK|SKIP|FAIL" line per test and
     subtest on stdout; the -J file holds the summary counts and the logs of failed
     tests. The counts must agree with the lines, so a mangled console is an error."""
@@ -97,4 +97,39 @@ def test_progs_json(lines: list[str], results: str | None = None) -> list[tuple[
     return out
 
 
-PARSERS = {"nolibc": nolibc, "test_progs_json": test_progs_json}
+def ktap_kunit(lines: list[str], results: str | None = None, ktap=None, **_) -> list[tuple[str, Status, str, str]]:
+    """KUnit's KTAP as the kernel printed it at boot, read by the base tree's kunit_parser (ktap);
+    one row per test case, "suite.case" (parameterised cases: "suite.case.param")."""
+    from pipeline.catalogue import ktap as reading
+
+    if ktap is None:
+        raise Unreadable("no KTAP parser: the base tree's tools/testing/kunit/kunit_parser.py was not loaded")
+    top = reading.parse(ktap, lines)
+    if top.status == ktap.TestStatus.FAILURE_TO_PARSE_TESTS:
+        raise Unreadable("no KTAP output on the console")
+    return [(".".join(names), status, message, log) for names, status, message, log in reading.cases(ktap, top)]
+
+
+SELFTEST_NAME = re.compile(r"^selftests:\s*(?P<target>\S+):\s*(?P<test>.+)$")
+
+
+def ktap_kselftest(lines: list[str], results: str | None = None, ktap=None, **_) -> list[tuple[str, Status, str, str]]:
+    """run_kselftest.sh's TAP: one test per "ok N selftests: TARGET: TEST", named "TARGET:TEST", and the
+    test's own KTAP (its "# " lines) read one level down for its subtests ("TARGET:TEST.subtest")."""
+    from pipeline.catalogue import ktap as reading
+
+    if ktap is None:
+        raise Unreadable("no KTAP parser: the base tree's tools/testing/kunit/kunit_parser.py was not loaded")
+    top = reading.parse(ktap, lines)
+    if top.status == ktap.TestStatus.FAILURE_TO_PARSE_TESTS or not top.subtests:
+        raise Unreadable("run_kselftest.sh printed no TAP results")
+    out = []
+    for names, status, message, output in reading.cases(ktap, top, nested=True):
+        m = SELFTEST_NAME.match(names[0])
+        label = f"{m.group('target')}:{m.group('test').strip()}" if m else names[0]
+        out.append((".".join((label, *names[1:])), status, message, output))
+    return out
+
+
+PARSERS = {"nolibc": nolibc, "test_progs_json": test_progs_json, "ktap_kunit": ktap_kunit,
+           "ktap_kselftest": ktap_kselftest}

@@ -50,7 +50,11 @@ def fragments(spec: config.SeriesConfig, arch: config.Arch) -> list[str]:
 
 
 def argv(suite: config.Suite, arch: config.Arch) -> list[str]:
-    """The suite's command line in the guest, with the arch's test selection."""
+    """The suite's command line in the guest, with the arch's test selection. A suite whose tests
+    come from the tree's catalogue runs a script of its own in the initramfs, which carries the
+    chosen tests (userspace.wrapper)."""
+    if suite.catalogue:
+        return ["/bin/sh", f"/kseries/{suite.name}.sh"]
     use = arch.suites.get(suite.name)
     out = list(suite.run)
     for flag, names in ((suite.allow_flag, suite.allow), (suite.deny_flag, (*suite.deny, *(use.deny if use else ())))):
@@ -63,6 +67,8 @@ def manifest(suites: list[config.Suite], arch: config.Arch) -> str:
     """/kseries/run for the guest's init: one suite per line: name, results file or -, argv."""
     lines = []
     for s in suites:
+        if s.kind != "guest":  # run by the kernel itself, before init
+            continue
         words = [s.name, s.results or "-", *argv(s, arch)]
         bad = [w for w in words if not w or any(c.isspace() for c in w)]
         if bad:
@@ -97,14 +103,27 @@ def split_console(lines: list[str]) -> dict[str, dict]:
     return found
 
 
-def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str = "") -> list[Case]:
+def before_init(lines: list[str]) -> list[str]:
+    """The console up to init's first line: what the kernel printed while it booted (KUnit)."""
+    for i, line in enumerate(lines):
+        if "kseries-init:" in line:
+            return lines[:i]
+    return lines
+
+
+def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str = "", ktap=None,
+            expected: dict[str, str] | None = None) -> list[Case]:
     """The suite's testcases from the console, plus a FAIL when it did not finish or exited non-zero
     unexplained. hung: why the guest was stopped after init (its time limit), if it was: a suite cut
-    short by that is an ERROR (hung or too slow), not a failure of the kernel."""
-    part = split_console(console_lines).get(suite.name)
+    short by that is an ERROR (hung or too slow), not a failure of the kernel. ktap: the base tree's
+    kunit_parser, for the KTAP suites. expected (KUnit): suite name -> the option that builds it; a
+    suite missing from the console is said, with that option."""
 
     def case(test, status, message="", detail=""):
         return Case("suite", test, status, 0, message, detail, arch, suite=suite.name)
+    if suite.kind == "kunit":
+        return kunit_results(suite, case, before_init(console_lines), ktap, expected or {}, hung)
+    part = split_console(console_lines).get(suite.name)
     if part is None and hung:
         return [case("ran", Status.ERROR, f"hung: {hung} before this suite started; its tests are compared "
                      "with the base (a regression if they finished there)")]
@@ -112,7 +131,7 @@ def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str 
         return [case("ran", Status.FAIL, "the suite never started: the guest stopped before init ran it")]
     cases, seen = [], {}
     try:
-        parsed = parsers.PARSERS[suite.parser](part["lines"], part["file"])
+        parsed = parsers.PARSERS[suite.parser](part["lines"], part["file"], ktap=ktap)
     except parsers.Unreadable as exc:
         tail = "\n".join(part["lines"][-40:])
         if part["end"] is None and hung:  # cut short at the guest's limit before it wrote its results
@@ -156,6 +175,58 @@ def results(suite: config.Suite, arch: str, console_lines: list[str], hung: str 
     return cases
 
 
+def kunit_results(suite: config.Suite, case, lines: list[str], ktap, expected: dict[str, str],
+                  hung: str) -> list[Case]:
+    """KUnit's KTAP from the boot, one testcase per test case (parameters kept); a chosen suite the
+    kernel did not run is an ERROR naming the option that should have built it in."""
+    if not expected:
+        return []
+    try:
+        parsed = parsers.PARSERS[suite.parser](lines, None, ktap=ktap)
+    except parsers.Unreadable as exc:
+        if hung:
+            return [case("ran", Status.ERROR, f"hung: {hung} while KUnit ran ({exc})", "\n".join(lines[-40:]))]
+        return [case("ran", Status.FAIL, f"KUnit's output ended before its results ({exc}): the kernel "
+                     "stopped while its tests ran", "\n".join(lines[-40:]))]
+    cases, seen = [], {}
+    for name, status, message, output in parsed:
+        seen[name] = seen.get(name, 0) + 1
+        unique = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        cases.append(case(unique, status, message, output))
+    ran = {c.test.split(".", 1)[0] for c in cases}
+    for name, option in expected.items():
+        if name not in ran:
+            cases.append(case(name, Status.ERROR, f"the kernel did not run the KUnit suite '{name}': "
+                              f"CONFIG_{option} is not in its config (the derive stage says why)"))
+    return cases
+
+
+def reader(work: Work):
+    """The base tree's kunit_parser, when a suite of the lane reads KTAP (None otherwise)."""
+    if not any(config.load_suite(n).parser.startswith("ktap") for n in work.spec.tests
+               if n not in config.BUILTIN_TESTS):
+        return None
+    from pipeline.catalogue import ktap
+    from pipeline.catalogue.tree import Tree
+
+    source = work.need("source").artifacts
+    return ktap.load(work.ctx.cache, Tree(Path(source["repo"]), source["commit"]))
+
+
+def expected(work: Work, suite: config.Suite) -> dict[str, str]:
+    """KUnit: the suites the lane chose, by name -> the option that builds them."""
+    if suite.kind != "kunit":
+        return {}
+    from pipeline.stages import tests
+
+    return {name: t["symbol"] for t in tests.for_lane(work).kunit for name in t["suites"]}
+
+
+def lane_results(work: Work, suite: config.Suite, lines: list[str], hung: str = "", ktap=None) -> list[Case]:
+    return results(suite, work.arch.name, lines, hung, ktap if ktap is not None else reader(work),
+                   expected(work, suite))
+
+
 def stage(work: Work) -> Outcome:
     """The suite's testcases from the first console; a test that failed there and passed on the
     guest's second run (boot-retry) is FLAKY."""
@@ -165,15 +236,24 @@ def stage(work: Work) -> Outcome:
     if why is not None:
         why = f"{suite.title} does not apply on {arch.name}: {why}"
         return Outcome(Status.SKIP, why, [Case("suite", "", Status.SKIP, 0, why, suite=suite.name)])
-    if suite.name not in work.need("userspace").artifacts:
+    if suite.catalogue:
+        from pipeline.stages import tests
+
+        chosen = tests.for_lane(work)
+        if not (chosen.kunit if suite.kind == "kunit" else chosen.kselftest):
+            why = f"{suite.title}: no test of this kind in the tree covers what the series changes" \
+                  + (f" on {arch.name}" if chosen.left_out else "")
+            return Outcome(Status.SKIP, why, [Case("suite", "", Status.SKIP, 0, why, suite=suite.name)])
+    if suite.kind == "guest" and suite.name not in work.need("userspace").artifacts:
         built = next((c for c in work.need("userspace").cases if c.test == f"build {suite.name}"), None)
         why = f"{suite.title} was not built: {built.message if built else 'its build did not run'}"
         return Outcome(Status.SKIP, why, [Case("suite", "", Status.SKIP, 0, why, suite=suite.name)])
     boot = work.need("boot")
-    cases = results(suite, arch.name, _lines(boot), hung(boot))
+    ktap = reader(work) if suite.parser.startswith("ktap") else None
+    cases = lane_results(work, suite, _lines(boot), hung(boot), ktap)
     retry = work.need("boot-retry")
     if retry.status == Status.PASS:
-        second = {c.test: c for c in results(suite, arch.name, _lines(retry), hung(retry))}
+        second = {c.test: c for c in lane_results(work, suite, _lines(retry), hung(retry), ktap)}
         for case in cases:
             if case.status == Status.FAIL and getattr(second.get(case.test), "status", None) == Status.PASS:
                 case.status, case.flaky = Status.PASS, True
@@ -202,10 +282,16 @@ def _lines(booted) -> list[str]:
 
 def failures(work: Work, console: list[str]) -> int:
     """How many suite tests of the lane failed on this console."""
-    return sum(1 for s in selected(work.spec, work.arch)[0] for c in results(s, work.arch.name, console)
+    ktap = reader(work)
+    return sum(1 for s in selected(work.spec, work.arch)[0] for c in lane_results(work, s, console, ktap=ktap)
                if c.status == Status.FAIL)
 
 
 def key(work: Work) -> str:
     use = work.arch.suites.get(work.suite.name)
-    return repr((work.suite.path.read_bytes(), use))
+    lane = ""
+    if work.suite.catalogue:
+        from pipeline.stages import tests
+
+        lane = repr(tests.for_lane(work))
+    return repr((work.suite.path.read_bytes(), use, lane))

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
 
 from pipeline.infra.containers import Container, Mount
-from pipeline.model import config
+from pipeline.model import config, testpolicy
 from pipeline.model.results import Case, Status
 from pipeline.stages import initramfs as cpio
 from pipeline.stages import compiler_cache, elf, suites
@@ -29,6 +30,15 @@ EXIT_ENVIRONMENT = 3
 
 def out_dir(ctx, builds: str, arch: config.Arch, suite: config.Suite) -> Path:
     return ctx.cache / "build" / builds / arch.name / "suites" / suite.name
+
+
+def variables(work: Work, suite: config.Suite) -> dict[str, str]:
+    """What a suite's build is told besides the arch's variables: a catalogue suite's targets."""
+    if suite.catalogue and suite.kind == "guest":
+        from pipeline.stages import tests
+
+        return {"KSELFTEST_TARGETS": " ".join(tests.for_lane(work).targets)}
+    return {}
 
 
 def shared_key(work: Work, image: str, kbuild: Path, suite: config.Suite) -> str:
@@ -48,7 +58,7 @@ def shared_key(work: Work, image: str, kbuild: Path, suite: config.Suite) -> str
     config_text = (kbuild / ".config").read_bytes() if (kbuild / ".config").is_file() else b""
     parts = [trees, generated, elf.section_digest(kbuild / "vmlinux", ".BTF"), config_text, image,
              suite.path.read_bytes(), suite.script.read_bytes(), work.arch.suites[suite.name],
-             sorted(work.arch.kernel.make_vars.items())]
+             sorted(work.arch.kernel.make_vars.items()), sorted(variables(work, suite).items())]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
 
@@ -95,7 +105,7 @@ def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[C
     shutil.rmtree(out / "rootfs", ignore_errors=True)  # the script makes it afresh
     env = {**{k: str(v) for k, v in arch.kernel.make_vars.items()},
            **{k: str(v) for k, v in arch.suites[suite.name].vars.items()},
-           "SRC": "/src", "KBUILD": "/kbuild", "OUT": "/out", "JOBS": str(ctx.jobs)}
+           **variables(work, suite), "SRC": "/src", "KBUILD": "/kbuild", "OUT": "/out", "JOBS": str(ctx.jobs)}
     cache_mounts, cache_env = compiler_cache.mounts(ctx.cache, work.builds, trusted=lane.is_base)
     env.update(cache_env)
     log = ctx.log(f"{lane.name}/suite-{suite.name}-build.log")
@@ -127,10 +137,25 @@ def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[C
                 f"built in {seconds:.0f} s, {files} file(s) for the initramfs"), out / "rootfs"
 
 
+def to_build(work: Work) -> list[config.Suite]:
+    """The lane's suites /init runs: guest suites, a catalogue one only when tests were chosen for it."""
+    out = []
+    for suite in suites.selected(work.spec, work.arch)[0]:
+        if suite.kind != "guest":
+            continue
+        if suite.catalogue:
+            from pipeline.stages import tests
+
+            if not tests.for_lane(work).kselftest:
+                continue
+        out.append(suite)
+    return out
+
+
 def stage(work: Work) -> Outcome:
-    runs = suites.selected(work.spec, work.arch)[0]
+    runs = to_build(work)
     if not runs:
-        return Outcome(Status.SKIP, "the lane runs no test suite")
+        return Outcome(Status.SKIP, "the lane runs no test suite in the guest")
     image = work.image(work.arch.toolchain)
     kbuild = Path(work.need("build").artifacts["out_dir"])
     cases, artifacts, facts = [], {}, {}
@@ -147,22 +172,64 @@ def stage(work: Work) -> Outcome:
 
 
 def key(work: Work) -> str:
-    runs = suites.selected(work.spec, work.arch)[0]
-    return repr([(s.path.read_bytes(), s.script.read_bytes(), work.arch.suites[s.name]) for s in runs])
+    runs = to_build(work)
+    return repr([(s.path.read_bytes(), s.script.read_bytes(), work.arch.suites[s.name], variables(work, s))
+                 for s in runs])
 
 
 def built_suites(work: Work) -> list[config.Suite]:
-    """The lane's suites that were built, in order."""
+    """The lane's suites that run, in order: those built for the guest, and the KUnit suites the
+    kernel itself runs when tests were chosen for them."""
     made = work.need("userspace").artifacts
-    return [s for s in suites.selected(work.spec, work.arch)[0] if s.name in made]
+    out = []
+    for s in suites.selected(work.spec, work.arch)[0]:
+        if s.kind == "kunit":
+            from pipeline.stages import tests
+
+            if tests.for_lane(work).kunit:
+                out.append(s)
+        elif s.name in made:
+            out.append(s)
+    return out
+
+
+def wrapper(work: Work, chosen: list[config.Suite], where: Path) -> Path:
+    """/kseries/<suite>.sh for the catalogue suites /init runs: the suite's command with the tests
+    chosen for the lane. A test the tree builds but lists for no runner (mm's mseal_test: built by
+    its Makefile, run by no ksft_*.sh) is added to the list run_kselftest.sh reads, in the guest."""
+    from pipeline.stages import tests
+
+    policy = testpolicy.load()
+    root = where / "wrappers"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "kseries").mkdir(parents=True)
+    for suite in chosen:
+        if not suite.catalogue or suite.kind != "guest":
+            continue
+        lane = tests.for_lane(work)
+        words = [*suite.run, "-o", str(policy.kselftest_timeout)]
+        for test in lane.kselftest:
+            words += ["-t", test]
+        listed = " ".join(shlex.quote(t) for t in lane.kselftest)
+        script = (f"# {suite.title}: the tests kseries chose for this lane\n"
+                  f"for t in {listed}; do grep -qx \"$t\" /kselftest/kselftest-list.txt 2>/dev/null || "
+                  f"echo \"$t\" >> /kselftest/kselftest-list.txt; done\n"
+                  f"cd /kselftest\nexec {shlex.join(words)}\n")
+        (root / "kseries" / f"{suite.name}.sh").write_text(script)
+    return root
+
+
+def trees(work: Work, chosen: list[config.Suite], where: Path) -> list[Path]:
+    """What goes into an initramfs for these suites: their builds, and the wrappers of catalogue suites."""
+    made = work.need("userspace").artifacts
+    return [*(Path(made[s.name]) for s in chosen if s.kind == "guest"), wrapper(work, chosen, where)]
 
 
 def initramfs(work: Work) -> Outcome:
     """/init, the built suites' files and the guest's run list, as one newc cpio."""
     image = work.image(work.arch.toolchain)
-    made = work.need("userspace").artifacts
     chosen = built_suites(work)
-    path = cpio.build(work.ctx, image, work.src, work.arch, work.lane.dir, [Path(made[s.name]) for s in chosen],
+    path = cpio.build(work.ctx, image, work.src, work.arch, work.lane.dir, trees(work, chosen, work.lane.dir),
                       suites.manifest(chosen, work.arch))
     size = path.stat().st_size
     return Outcome(Status.PASS, f"initramfs {size / 1e6:.1f} MB", facts={"initramfs_bytes": size},
@@ -170,4 +237,7 @@ def initramfs(work: Work) -> Outcome:
 
 
 def initramfs_key(work: Work) -> str:
-    return repr((cpio.INIT_SOURCE.read_bytes(), suites.manifest(built_suites(work), work.arch)))
+    from pipeline.stages import tests
+
+    return repr((cpio.INIT_SOURCE.read_bytes(), suites.manifest(built_suites(work), work.arch),
+                 tests.for_lane(work).kselftest, testpolicy.load().kselftest_timeout))
