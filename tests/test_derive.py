@@ -41,10 +41,50 @@ config HIDDEN
 config NEEDS_HIDDEN
 \tbool "needs hidden"
 \tdepends on HIDDEN
+config RATIONAL
+\ttristate
+config KUNIT
+\ttristate "KUnit"
+config RATIONAL_KUNIT_TEST
+\ttristate "KUnit test for rational"
+\tdepends on KUNIT
+\tselect RATIONAL
+config HAVE_LEGACY_CLK
+\tbool
+config HAVE_CLK
+\tbool
+config HAVE_CLK_PREPARE
+\tbool
+config COMMON_CLK
+\tbool "Common clock framework"
+\tdepends on !HAVE_LEGACY_CLK
+\tselect HAVE_CLK
+\tselect HAVE_CLK_PREPARE
+\tselect RATIONAL
+config MAP
+\tbool
+\tdefault y if MMIO_HELPER
+config MMIO_HELPER
+\ttristate
+config SYSCON
+\tbool "syscon"
+\tselect MMIO_HELPER
+config WLED
+\ttristate "wled"
+\tselect MAP
+config ARM_ONLY_HELPER
+\ttristate
+config ARM_DRIVER
+\ttristate "An ARM SoC's driver"
+\tdepends on ARM
+\tselect ARM_ONLY_HELPER
 """,
     "Kbuild": "obj-y += lib/\n",
     "lib/Makefile": "obj-$(CONFIG_TEST_FOO) += test_foo.o\nbar-y := bar_main.o \\\n\tbar_util.o\n"
-                    "obj-$(CONFIG_NET) += bar.o\nobj-y += sub/\nlist-$(CONFIG_PCI) := pci_a.o\nobj-y += $(list-y)\n",
+                    "obj-$(CONFIG_NET) += bar.o\nobj-y += sub/\nlist-$(CONFIG_PCI) := pci_a.o\nobj-y += $(list-y)\n"
+                    "obj-$(CONFIG_RATIONAL) += rational.o\nobj-$(CONFIG_ARM_ONLY_HELPER) += arm_helper.o\n"
+                    "obj-$(CONFIG_MAP) += map/\n",
+    "lib/map/Makefile": "obj-$(CONFIG_MMIO_HELPER) += map_mmio.o\n",
     "lib/sub/Makefile": "obj-$(CONFIG_NEEDS_HIDDEN) += deep.o\n",
 }
 
@@ -87,9 +127,14 @@ def test_needs_picks_what_to_enable_and_says_what_cannot_be(tree):
     assert kconfig.evaluate(kconfig.parse('A = "y" || (B != n && !C)'), {"CONFIG_B": "m"}) == 2
 
 
-def olddefconfig(index: kconfig.Index, base: dict[str, str]):
+def olddefconfig(index: kconfig.Index, base: dict[str, str], refuse: set[str] = frozenset()):
     """A stand-in for the container's merge_config.sh + olddefconfig: an asked-for symbol takes when
-    every condition of one of its entries holds and it has a prompt (else it is dropped)."""
+    every condition of one of its entries holds and it has a prompt (else it is dropped); a set
+    symbol sets what it selects (and what it implies, whose own conditions hold). `refuse`: symbols
+    that never take, as if the real Kconfig said more than the index reads."""
+    def holds(entry, values):
+        return all(kconfig.evaluate(kconfig.parse(c), values) == 2 for c in entry.conditions)
+
     def generate(ctx, image, src, arch, frag_dir, names, cfg_dir, log):
         asked = {}
         for path in sorted(frag_dir.iterdir()):
@@ -98,9 +143,18 @@ def olddefconfig(index: kconfig.Index, base: dict[str, str]):
         for _ in range(10):
             for name, want in asked.items():
                 sym = name.removeprefix("CONFIG_")
-                if any(e.prompt and all(kconfig.evaluate(kconfig.parse(c), values) == 2 for c in e.conditions)
-                       for e in index.entries.get(sym, [])):
+                if sym not in refuse and any(e.prompt and holds(e, values) for e in index.entries.get(sym, [])):
                     values[name] = want
+            for sym, entries in index.entries.items():  # a default y whose condition holds
+                if any(not e.prompt and value == "y" and kconfig.evaluate(kconfig.parse(cond or "y"), values) == 2
+                       for e in entries for value, cond in e.defaults):
+                    values["CONFIG_" + sym] = "y"
+            for sym in [n.removeprefix("CONFIG_") for n, v in values.items() if v == "y"]:
+                for entry in index.entries.get(sym, []):
+                    for kind, target, cond in entry.selects:
+                        if (not cond or kconfig.evaluate(kconfig.parse(cond), values) == 2) and (
+                                kind == "select" or any(holds(e, values) for e in index.entries.get(target, []))):
+                            values["CONFIG_" + target] = "y"
         generate.calls += 1
         return values
     generate.calls = 0
@@ -136,8 +190,80 @@ def test_derive_names_what_cannot_be_enabled(tree, tmp_path, monkeypatch):
     assert found["enabled"] == []
     # PCI cannot be had on sh; NEEDS_HIDDEN was asked for, but what it needs only a select can set
     assert found["unmet"] == {"CONFIG_PCI": "needs !NOPCI", "CONFIG_NEEDS_HIDDEN":
-                              "needs CONFIG_HIDDEN (HIDDEN has no prompt: only other options select it)"}
+                              "needs CONFIG_HIDDEN (HIDDEN has no prompt and no option this arch reads selects it)"}
     assert found["fragment"] == ""
+
+
+def test_derive_reaches_a_gate_with_no_prompt_through_the_cheapest_option_that_selects_it(tree, tmp_path,
+                                                                                         monkeypatch):
+    index = kconfig.Index(tree, "x86")
+    monkeypatch.setattr(genconfig, "generate", olddefconfig(index, {"CONFIG_X86": "y", "CONFIG_MMIO": "y"}))
+    work = work_for(tmp_path)
+    found = derive.derive(work, tree, config.resolve_arch("x86_64"), "img", ["lib/rational.c"], "x86")
+    # the KUnit test costs itself and KUNIT (2); COMMON_CLK itself and the two it selects (3)
+    assert found["enabled"] == ["CONFIG_KUNIT", "CONFIG_RATIONAL_KUNIT_TEST"] and found["unmet"] == {}
+    route = found["routes"]["CONFIG_RATIONAL"]
+    assert (route["by"], route["kind"], route["able"], route["of"], route["cost"]) == \
+        ("CONFIG_RATIONAL_KUNIT_TEST", "select", 2, 2, 2)
+    assert found["rounds"] == 1 and "# CONFIG_RATIONAL has no prompt: enabled CONFIG_RATIONAL_KUNIT_TEST" in \
+        found["fragment"] and "CONFIG_RATIONAL=y" not in found["fragment"]
+    work.provenance = {}
+    work.lane.arch = config.resolve_arch("x86_64")
+    said = derive.outcome(work, found, tmp_path / "cache", "")
+    assert said.message == (
+        "enabled CONFIG_RATIONAL for lib/rational.c, and 2 it needs: CONFIG_KUNIT, CONFIG_RATIONAL_KUNIT_TEST; "
+        "CONFIG_RATIONAL has no prompt: enabled CONFIG_RATIONAL_KUNIT_TEST, which selects it (the smallest of 2 "
+        "option(s) the lane can meet, of 2 that select it: 2 symbol(s) to enable, counting what they select)")
+    assert said.facts["routes"] == found["routes"]
+
+
+def test_an_option_that_did_not_take_gives_way_to_the_next_cheapest(tree, tmp_path, monkeypatch):
+    index = kconfig.Index(tree, "x86")
+    fake = olddefconfig(index, {"CONFIG_X86": "y", "CONFIG_MMIO": "y"}, refuse={"RATIONAL_KUNIT_TEST"})
+    monkeypatch.setattr(genconfig, "generate", fake)
+    found = derive.derive(work_for(tmp_path), tree, config.resolve_arch("x86_64"), "img", ["lib/rational.c"], "x86")
+    # KUNIT took in round 1, the test option did not: round 2 asks for COMMON_CLK instead, and not for KUNIT
+    assert found["enabled"] == ["CONFIG_COMMON_CLK"] and found["unmet"] == {}
+    assert found["routes"]["CONFIG_RATIONAL"]["by"] == "CONFIG_COMMON_CLK" and "KUNIT" not in found["fragment"]
+    assert found["rounds"] == 2 and fake.calls == 3
+
+
+def test_a_gate_is_planned_knowing_what_the_gates_before_it_set(tree, tmp_path, monkeypatch):
+    index = kconfig.Index(tree, "x86")
+    monkeypatch.setattr(genconfig, "generate", olddefconfig(index, {"CONFIG_X86": "y", "CONFIG_MMIO": "y"}))
+    work = work_for(tmp_path)
+    found = derive.derive(work, tree, config.resolve_arch("x86_64"), "img", ["lib/map/map_mmio.c"], "x86")
+    assert found["gates"] == {"lib/map/map_mmio.c": ["MMIO_HELPER", "MAP"]}
+    # SYSCON sets MMIO_HELPER, and MAP's default follows it: WLED, which selects MAP, is not asked for
+    assert found["enabled"] == ["CONFIG_SYSCON"] and found["unmet"] == {}
+    assert found["reached"] == ["CONFIG_MMIO_HELPER", "CONFIG_MAP"]
+    assert found["routes"]["CONFIG_MAP"]["kind"] == "default" and found["routes"]["CONFIG_MAP"]["cost"] == 0
+
+
+def test_what_no_option_of_the_arch_can_select_stays_unmet_naming_the_options(tree, tmp_path, monkeypatch):
+    from pipeline.stages import coverage
+
+    index = kconfig.Index(tree, "sh")
+    base = {"CONFIG_SUPERH": "y", "CONFIG_NOPCI": "y", "CONFIG_HAVE_LEGACY_CLK": "y"}
+    fake = olddefconfig(index, base)
+    monkeypatch.setattr(genconfig, "generate", fake)
+    found = derive.derive(work_for(tmp_path, "sh4"), tree, config.resolve_arch("sh4"), "img",
+                          ["lib/arm_helper.c"], "sh")
+    why = found["unmet"]["CONFIG_ARM_ONLY_HELPER"]
+    assert why == ("ARM_ONLY_HELPER has no prompt, and the one option that selects it cannot be met here: "
+                   "CONFIG_ARM_DRIVER (needs CONFIG_ARM (ARM is defined in no Kconfig this arch reads))")
+    assert found["enabled"] == [] and fake.calls == 1  # nothing to ask for: no second generation
+    assert any(why.startswith(f"ARM_ONLY_HELPER {c}") for c in coverage.CANNOT)  # coverage: no lane can have it
+
+
+def test_without_derivation_a_symbol_an_option_can_select_is_not_called_impossible(tree):
+    from pipeline.stages import coverage
+
+    index = kconfig.Index(tree, "x86")
+    why = derive.why_not(index, "RATIONAL", {"CONFIG_X86": "y"})
+    assert why == ("set only by options that select it: CONFIG_RATIONAL_KUNIT_TEST would, the smallest of 2 this "
+                   "config can meet (CONFIG_KUNIT, CONFIG_RATIONAL_KUNIT_TEST)")
+    assert not any(why.startswith(f"RATIONAL {c}") for c in coverage.CANNOT)  # coverage fails it, not skips
 
 
 def test_candidates_leave_out_other_arches_and_tools():

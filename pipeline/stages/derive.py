@@ -25,6 +25,7 @@ from pipeline.stages import build, coverage, genconfig, kbuild, kconfig
 from pipeline.stages.interface import Outcome, Work
 
 ROUNDS = 5  # config generations at most: each adds the dependencies the one before showed missing
+DERIVATION = 2  # in the cache key: a record derived by an earlier way of deriving is not taken
 
 
 def candidates(files: list[str], srcarch: str) -> list[str]:
@@ -50,7 +51,8 @@ def stage(work: Work) -> Outcome:
     tree = Path(work.need("apply").artifacts["worktree"])
     image = work.image(arch.toolchain)
     tip = work.ctx.runner.git(tree, "rev-parse", "HEAD^{tree}").output.strip()
-    key = hashlib.sha256(repr((build.inputs_key(tip, arch, work.spec, image), files)).encode()).hexdigest()[:20]
+    key = hashlib.sha256(repr((build.inputs_key(tip, arch, work.spec, image), files, DERIVATION)).encode()
+                         ).hexdigest()[:20]
     store = work.ctx.cache / "derived"
     record = store / f"{key}.json"
     try:
@@ -66,7 +68,7 @@ def stage(work: Work) -> Outcome:
 
 
 def outcome(work: Work, found: dict, store: Path, reused: str) -> Outcome:
-    facts = {k: found[k] for k in ("gates", "enabled", "unmet", "rounds")}
+    facts = {k: found.get(k, {}) for k in ("gates", "enabled", "reached", "unmet", "routes", "rounds")}
     if not found["enabled"]:
         message = ("the lane's config already compiles every changed file it can"
                    if not found["unmet"] else "nothing could be enabled: " + _unmet(found["unmet"]))
@@ -81,10 +83,12 @@ def outcome(work: Work, found: dict, store: Path, reused: str) -> Outcome:
     work.provenance[f"derived config {work.lane.arch.name}"] = \
         f"{name}: {' '.join(s + '=y' for s in found['enabled'])}"
     gates = list(dict.fromkeys("CONFIG_" + g for syms in found["gates"].values() for g in syms))
-    direct = [s for s in found["enabled"] if s in gates]
+    routes = found.get("routes", {})
+    direct = found.get("reached") or [s for s in gates if s in found["enabled"] or s in routes]
     deps = [s for s in found["enabled"] if s not in gates]
     message = f"enabled {', '.join(direct) or 'nothing the files name'} for " \
               f"{', '.join(found['gates'])}" + (f", and {len(deps)} it needs: {', '.join(deps)}" if deps else "")
+    message += "".join(f"; {route['reason']}" for route in routes.values())
     if found["unmet"]:
         message += "; could not enable " + _unmet(found["unmet"])
     return Outcome(Status.PASS, message + reused, facts=facts, artifacts={"fragment": str(path)})
@@ -95,68 +99,86 @@ def _unmet(unmet: dict) -> str:
 
 
 def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: str) -> dict:
-    """Generate the config, enable what is missing, again, until it took or nothing more can be done."""
+    """Generate the config, enable what is missing, again, until it took or nothing more can be done.
+    Each round plans every gate still off from the config just generated (kconfig.Planner: the
+    symbol's prompt with all it needs, or the cheapest option that selects it); an option asked
+    for that did not take is not asked for again, so the next round takes the next cheapest."""
     gates: dict[str, list[str]] = {}
     for path in files:
         found = kbuild.gates(tree, path)
         if found:
             gates[path] = [s.removeprefix("CONFIG_") for s in found]
     wanted = list(dict.fromkeys(s for syms in gates.values() for s in syms))
-    result = {"gates": gates, "enabled": [], "unmet": {}, "rounds": 0, "fragment": ""}
+    result = {"gates": gates, "enabled": [], "reached": [], "unmet": {}, "routes": {}, "rounds": 0, "fragment": ""}
     if not wanted:
         return result
     index = None  # read only when a symbol is missing: the Kconfig files of every arch take a second
     asked: list[str] = []
+    plans: dict[str, list[str]] = {}  # wanted symbol -> what its plan asks for
+    refused: set[str] = set()  # asked for in a round and did not take: not asked for again
+    routes: dict[str, kconfig.Route] = {}
     (work.ctx.cache / "tmp").mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"derive-{arch.name}-", dir=work.ctx.cache / "tmp"))
     try:
         values = _generate(work, tree, arch, image, scratch, asked, 0)
+        first = {s for s in wanted if values.get("CONFIG_" + s) == "y"}  # what the lane's config compiles already
         for rnd in range(1, ROUNDS + 1):
             missing = [s for s in wanted if values.get("CONFIG_" + s) != "y"]
             if not missing:
                 break
-            more: list[str] = []
             index = index or kconfig.Index(tree, srcarch)
-            for name in missing:
-                if name not in asked:
-                    more.append(name)
-                deps, _ = kconfig.needs(index, name, values)
-                more += [d for d in sorted(deps) if d not in asked and index.defined(d)]
-            more = list(dict.fromkeys(more))
-            if not more:
+            refused |= _refused(asked, values)
+            expected = values
+            for name in missing:  # each planned knowing what the plans before it set
+                plan = kconfig.Planner(index, expected, refused).symbol(name)
+                plans[name] = plan.enable  # a plan that did not take is replaced, and what it asked for dropped
+                routes.update(plan.routes)
+                expected = kconfig.assumed(index, expected, plan.enable)
+            now = list(dict.fromkeys(s for name in wanted for s in plans.get(name, [])))
+            if not set(now) - set(asked):
                 break
-            asked += more
-            wanted += [m for m in more if m not in wanted]
+            asked = now
             values = _generate(work, tree, arch, image, scratch, asked, rnd)
             result["rounds"] = rnd
         result["enabled"] = [s for s in asked if values.get("CONFIG_" + s) == "y"]
-        for name in dict.fromkeys(s for syms in gates.values() for s in syms):
+        result["reached"] = ["CONFIG_" + s for s in wanted if s not in first and values.get("CONFIG_" + s) == "y"]
+        result["routes"] = {f"CONFIG_{r.symbol}": {"by": f"CONFIG_{r.by}" if r.kind != "default" else r.by,
+                                                   "kind": r.kind, "able": r.able, "of": r.of, "cost": r.cost,
+                                                   "reason": r.sentence()}
+                            for r in routes.values() if values.get("CONFIG_" + r.symbol) == "y"
+                            and (r.kind == "default" or r.by in result["enabled"])}
+        for name in wanted:
             if values.get("CONFIG_" + name) != "y":
                 index = index or kconfig.Index(tree, srcarch)
-                result["unmet"]["CONFIG_" + name] = why_not(index, name, values)
+                result["unmet"]["CONFIG_" + name] = why_not(index, name, values, refused | _refused(asked, values))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result["enabled"] = ["CONFIG_" + s for s in result["enabled"]]
     if result["enabled"]:
         lines = [f"# derived by kseries: what {arch.name} needs to compile the series' changed files"]
         lines += [f"# {path}: {', '.join('CONFIG_' + s for s in syms)}" for path, syms in gates.items()]
+        lines += [f"# {reason['reason']}" for reason in result["routes"].values()]
         lines += [f"{s}=y" for s in result["enabled"]]
         result["fragment"] = "\n".join(lines) + "\n"
     return result
 
 
-def why_not(index: kconfig.Index, name: str, values: dict[str, str]) -> str:
-    """Why a symbol is not set: its own blockers, or the dependencies that are off, and theirs."""
-    deps, why = kconfig.needs(index, name, values)
-    if why:
-        return "; ".join(why)
-    if not deps:
-        return "did not take"
-    parts = []
-    for dep in sorted(deps):
-        inner = kconfig.needs(index, dep, values)[1]
-        parts.append(f"CONFIG_{dep}" + (f" ({'; '.join(inner)})" if inner else ""))
-    return "needs " + ", ".join(parts)
+def _refused(asked: list[str], values: dict[str, str]) -> set[str]:
+    return {s for s in asked if values.get("CONFIG_" + s) != "y"}
+
+
+def why_not(index: kconfig.Index, name: str, values: dict[str, str], refused: set[str] = frozenset()) -> str:
+    """Why a symbol is not set: what blocks it (for a symbol with no prompt, the options that
+    select it and what blocks each), or, when it could be set, what it would take."""
+    plan = kconfig.plan(index, name, values, set(refused) - {name})
+    if not plan.ok:
+        return "; ".join(plan.why)
+    route = plan.routes.get(name)
+    if route is not None and route.kind != "default":
+        return (f"set only by options that select it: CONFIG_{route.by} would, the smallest of {route.able} "
+                f"this config can meet ({', '.join('CONFIG_' + s for s in plan.enable)})")
+    deps = [s for s in plan.enable if s != name]
+    return "needs " + ", ".join("CONFIG_" + s for s in deps) if deps else "did not take"
 
 
 def _generate(work: Work, tree: Path, arch, image: str, scratch: Path, asked: list[str], rnd: int) -> dict:
