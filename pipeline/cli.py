@@ -5,6 +5,7 @@ not even for a bug in kseries itself (its traceback goes to a file)."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 
 import sys
 import tempfile
@@ -82,10 +83,31 @@ def ci(series: str | None, arches: list[str] | None, results: str = "results",
 RESULTS_FIX = "Pass --results a directory you can write to (it is made if missing), e.g. --results results."
 
 
+def chosen_tests(spec, got) -> list[str]:
+    """The tests the tree holds for the series' changed files, from the cached base (if it is)."""
+    from pipeline.infra.context import cache_root
+    from pipeline.stages import coverage, tests
+
+    repo = cache_root() / "git" / "linux.git"
+    commit = ""
+    for candidate in (spec.base.commit, got.base_commit):
+        for ref in (candidate, f"refs/kseries/standin/{candidate}"):
+            if candidate and not commit and repo.is_dir() and subprocess.run(
+                    ["git", "-C", str(repo), "cat-file", "-e", f"{ref}^{{commit}}"], capture_output=True).returncode == 0:
+                commit = ref
+    patches = got.parsed.series.patches
+    paths = tests.changed(patches)
+    return tests.preview(spec, [Path(p.path).read_text(errors="replace") for p in patches], paths, repo, commit,
+                         cache_root())
+
+
 def show_series(series: str | None, request: intake.Request | None = None) -> int:
     """The series as kseries would test it: patches, trailers, diffstat, base and sources."""
     spec, _, got = pipeline.plan(series, None, request, need_base=False)
-    got.discard()
+    try:
+        chosen = chosen_tests(spec, got)
+    finally:
+        got.discard()
     print(intake.describe(got), end="")
     print()
     print(f"series: {spec.name}   arches: {', '.join(spec.arches)}   tests: {', '.join(spec.tests)}")
@@ -98,6 +120,7 @@ def show_series(series: str | None, request: intake.Request | None = None) -> in
         if off else ""))
     if not (request and request.given):
         print(f"patches: lore {spec.lore_url}/{spec.message_id}/t.mbox.gz, else the offline copy {spec.patch_dir}")
+    print("\n".join(chosen))
     return 0
 
 

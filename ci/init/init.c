@@ -1,7 +1,7 @@
 /*
- * kseries /init: proves the kernel reached userspace, prepares /dev, /proc
- * and /tmp, then runs the lane's test suites one after the other and
- * restarts the machine. Built with the kernel's own nolibc
+ * kseries /init: proves the kernel reached userspace, prepares /dev, /proc,
+ * /tmp and /dev/shm, gives the suites a PATH, then runs the lane's test
+ * suites one after the other and restarts the machine. Built with the kernel's own nolibc
  * (tools/include/nolibc), so one source serves every architecture.
  *
  * The suites come from /kseries/run, one per line: a name, a results file
@@ -31,8 +31,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_MANIFEST 4096
-#define MAX_ARGS 32
+#define MAX_MANIFEST 16384
+#define MAX_ARGS 256
+#define MAX_ENV 64
 #define KLOG_MAX (1 << 20)
 /* syslog(2) actions */
 #define KLOG_READ_ALL 3
@@ -68,6 +69,15 @@ static void prepare(void)
 	mkdir("/proc", 0755);
 	if (mount("proc", "/proc", "proc", 0, 0) != 0)
 		printf("kseries-init: note: /proc could not be mounted\n");
+	/*
+	 * What udev would add: devtmpfs has no /dev/fd or /dev/std*, and a
+	 * shell's ">> /dev/stdout" (kselftest's runner.sh logs there) would
+	 * create a regular file instead of reaching the console.
+	 */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
 	mkdir("/sys", 0755);
 	mount("sysfs", "/sys", "sysfs", 0, 0);
 	/* what BPF and tracing tests expect; absent features just fail to mount */
@@ -75,6 +85,31 @@ static void prepare(void)
 	mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, 0);
 	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, 0);
 	mkdir("/tmp", 01777);
+	/* POSIX shared memory (shm_open, glibc's sem_open) and what kselftests expect */
+	mkdir("/dev/shm", 01777);
+	mount("tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777");
+}
+
+/*
+ * The kernel starts init with HOME and TERM but no PATH: shell scripts a
+ * suite runs (kselftest's run_kselftest.sh and its tests) find their tools by
+ * PATH, and so do programs that call system() or execvp().
+ */
+static char **with_path(char **envp)
+{
+	static char *env[MAX_ENV + 2];
+	static char path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	int n = 0, has_path = 0;
+
+	for (; envp && envp[n] && n < MAX_ENV; n++) {
+		env[n] = envp[n];
+		if (strncmp(envp[n], "PATH=", 5) == 0)
+			has_path = 1;
+	}
+	if (!has_path)
+		env[n++] = path;
+	env[n] = NULL;
+	return env;
 }
 
 static void dump_file(const char *name, const char *path)
@@ -159,6 +194,7 @@ int main(int argc, char **argv, char **envp)
 	(void)argc;
 	(void)argv;
 	prepare();
+	envp = with_path(envp);
 	uname(&u);
 	printf("kseries-init: reached userspace: %s %s %s\n", u.sysname, u.release, u.machine);
 	fd = open("/kseries/run", O_RDONLY);

@@ -175,7 +175,10 @@ static void run(char **argv, char **envp)
 				err = errno;
 		}
 	}
-	say("cannot run ", argv[0]);
+	fprintf(stderr, "timeout: cannot run %s: %s\n", argv[0],
+		err == ENOENT ? "not found" : err == EACCES ? "permission denied" :
+		err == ENOEXEC ? "exec format error (a #! script? the kernel needs CONFIG_BINFMT_SCRIPT)" :
+		"execve failed");
 	exit(err == ENOENT ? EXIT_ENOENT : EXIT_CANNOT_INVOKE);
 }
 

@@ -254,6 +254,9 @@ if [ -n "$INTERP" ]; then
 	mkdir -p "$OUT/rootfs${INTERP%/*}"
 	found=
 	for d in $LIBDIRS; do
+		if [ -e "$OUT/rootfs/lib/$TRIPLET/${INTERP##*/}" ]; then	# copied as a library already
+			ln -sf "/lib/$TRIPLET/${INTERP##*/}" "$OUT/rootfs$INTERP"; found=1; break
+		fi
 		if [ -e "$d/${INTERP##*/}" ]; then cp -L "$d/${INTERP##*/}" "$OUT/rootfs$INTERP"; found=1; break; fi
 	done
 	[ -n "$found" ] || { echo "kseries: the loader $INTERP is in none of $LIBDIRS"; exit 3; }

@@ -46,12 +46,13 @@ def stage(work: Work) -> Outcome:
         return Outcome(Status.SKIP, "config derivation is off (--no-derive, or 'derive: false' in the series YAML)")
     srcarch = arch_dir(arch)
     files = candidates(coverage.changed(work.patches), srcarch)
-    if not files:
+    extra = for_tests(work)
+    if not files and not extra:
         return Outcome(Status.PASS, f"nothing to derive: the series changes no .c/.S file {arch.name} could compile")
     tree = Path(work.need("apply").artifacts["worktree"])
     image = work.image(arch.toolchain)
     tip = work.ctx.runner.git(tree, "rev-parse", "HEAD^{tree}").output.strip()
-    key = hashlib.sha256(repr((build.inputs_key(tip, arch, work.spec, image), files, DERIVATION)).encode()
+    key = hashlib.sha256(repr((build.inputs_key(tip, arch, work.spec, image), files, DERIVATION, extra)).encode()
                          ).hexdigest()[:20]
     store = work.ctx.cache / "derived"
     record = store / f"{key}.json"
@@ -59,12 +60,26 @@ def stage(work: Work) -> Outcome:
         found = json.loads(record.read_text())
         reused = " (reused: same tree, config and files)"
     except (OSError, ValueError):
-        found, reused = derive(work, tree, arch, image, files, srcarch), ""
+        found, reused = derive(work, tree, arch, image, files, srcarch, extra), ""
         store.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps(found, indent=1))
         tmp.replace(record)
     return outcome(work, found, store, reused)
+
+
+def for_tests(work: Work) -> dict[str, list[str]]:
+    """What the tests chosen for the lane need in its kernel (stages/tests.py), by what needs it:
+    each KUnit test's own option with CONFIG_KUNIT, and each kselftest target's config fragment."""
+    from pipeline.stages import tests
+
+    lane = tests.for_lane(work)
+    out = {f"KUnit {t['source']}": ["KUNIT", t["symbol"]] for t in lane.kunit}
+    kunit = {s for t in lane.kunit for s in ("KUNIT", t["symbol"])}
+    rest = [s for s in lane.symbols if s not in kunit]
+    if rest:
+        out[f"kselftest {', '.join(lane.targets)} config"] = rest
+    return out
 
 
 def outcome(work: Work, found: dict, store: Path, reused: str) -> Outcome:
@@ -98,7 +113,8 @@ def _unmet(unmet: dict) -> str:
     return "; ".join(f"{sym} ({why})" for sym, why in unmet.items())
 
 
-def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: str) -> dict:
+def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: str,
+           extra: dict[str, list[str]] | None = None) -> dict:
     """Generate the config, enable what is missing, again, until it took or nothing more can be done.
     Each round plans every gate still off from the config just generated (kconfig.Planner: the
     symbol's prompt with all it needs, or the cheapest option that selects it); an option asked
@@ -108,6 +124,7 @@ def derive(work: Work, tree: Path, arch, image: str, files: list[str], srcarch: 
         found = kbuild.gates(tree, path)
         if found:
             gates[path] = [s.removeprefix("CONFIG_") for s in found]
+    gates.update(extra or {})  # what the chosen tests need, as if a file were gated by it
     wanted = list(dict.fromkeys(s for syms in gates.values() for s in syms))
     result = {"gates": gates, "enabled": [], "reached": [], "unmet": {}, "routes": {}, "rounds": 0, "fragment": ""}
     if not wanted:

@@ -41,6 +41,19 @@ def variables(work: Work, suite: config.Suite) -> dict[str, str]:
     return {}
 
 
+def helpers(suite: config.Suite) -> Path | None:
+    """ci/<suite>/: sources a suite's build script compiles besides the tree's (kselftest's timeout.c),
+    mounted read-only at /<suite>-helpers and named to the script by <SUITE>_HELPERS."""
+    found = suite.script.parent.parent / suite.name
+    return found if found.is_dir() else None
+
+
+def helper_digest(suite: config.Suite) -> list:
+    found = helpers(suite)
+    return [] if found is None else sorted((str(f.relative_to(found)), f.read_bytes())
+                                           for f in found.rglob("*") if f.is_file())
+
+
 def shared_key(work: Work, image: str, kbuild: Path, suite: config.Suite) -> str:
     """What decides a suite's binaries: the tree's tools/, scripts/, top Makefile and UAPI headers
     (git trees), the UAPI headers the kernel build generated, the kernel's BTF (vmlinux.h comes
@@ -58,7 +71,8 @@ def shared_key(work: Work, image: str, kbuild: Path, suite: config.Suite) -> str
     config_text = (kbuild / ".config").read_bytes() if (kbuild / ".config").is_file() else b""
     parts = [trees, generated, elf.section_digest(kbuild / "vmlinux", ".BTF"), config_text, image,
              suite.path.read_bytes(), suite.script.read_bytes(), work.arch.suites[suite.name],
-             sorted(work.arch.kernel.make_vars.items()), sorted(variables(work, suite).items())]
+             sorted(work.arch.kernel.make_vars.items()), sorted(variables(work, suite).items()),
+             helper_digest(suite)]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
 
@@ -108,6 +122,10 @@ def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[C
            **variables(work, suite), "SRC": "/src", "KBUILD": "/kbuild", "OUT": "/out", "JOBS": str(ctx.jobs)}
     cache_mounts, cache_env = compiler_cache.mounts(ctx.cache, work.builds, trusted=lane.is_base)
     env.update(cache_env)
+    extra = helpers(suite)
+    if extra is not None:
+        env[f"{suite.name.upper()}_HELPERS"] = f"/{suite.name}-helpers"
+        cache_mounts.append(Mount(extra, f"/{suite.name}-helpers"))
     log = ctx.log(f"{lane.name}/suite-{suite.name}-build.log")
     test = f"build {suite.name}"
     ctx.progress.say("userspace", lane.name, f"building {suite.title}")
@@ -173,8 +191,8 @@ def stage(work: Work) -> Outcome:
 
 def key(work: Work) -> str:
     runs = to_build(work)
-    return repr([(s.path.read_bytes(), s.script.read_bytes(), work.arch.suites[s.name], variables(work, s))
-                 for s in runs])
+    return repr([(s.path.read_bytes(), s.script.read_bytes(), work.arch.suites[s.name], variables(work, s),
+                  helper_digest(s)) for s in runs])
 
 
 def built_suites(work: Work) -> list[config.Suite]:
