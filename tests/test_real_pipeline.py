@@ -379,7 +379,7 @@ def test_config_derivation_compiles_a_file_the_lean_config_leaves_out(ci_runs, t
             f"---\ndiff --git a/{path} b/{path}\n{diff}")
 
     def only_boot(text: str) -> str:  # no suite, so no base lane; the seed's config all the same
-        return (text.replace("tests: [boot, console, nolibc, bpf_arena]", "tests: [boot, console]")
+        return (text.replace("tests: [boot, console, nolibc, bpf_arena, kunit, kselftest]", "tests: [boot, console]")
                 .replace("fragments: [bpf-syscall.config]",
                          "fragments: [bpf-syscall.config, nolibc.config, bpf-arena.config]"))
 

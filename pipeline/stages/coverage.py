@@ -164,7 +164,7 @@ def unmet(work: Work, tree: Path, source: str, lanes: list[str]) -> tuple[str, b
                 break  # the arch decides this symbol: no config of this lane compiles the file
         else:
             able.append(arch.name)
-    if parts and any(r.status == Status.SKIP for r in (work.find("derive", a, Role.SERIES, "") for a in lanes) if r):
+    if parts and work.spec is not None and not work.spec.derive:
         parts.append("config derivation is off")
     return "; ".join(parts), bool(parts) and not able
 
