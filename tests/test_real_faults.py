@@ -359,7 +359,7 @@ def test_a_truncated_base_cache_entry_is_redone(warm, tmp_path, reliability):
 def test_a_guest_that_hangs_after_init(warm, tmp_path, reliability):
     """Guest limits lowered (as data) until the guest is stopped inside bpf_arena on the base and
     the series alike: its tests are ERROR (hung), not missing, and a hang on both is no regression."""
-    lower = guest_limits(boot=8, nolibc=5, bpf_arena=1)  # the guest's limit: 14 s; init at ~4 s
+    lower = guest_limits(boot=8, nolibc=5, bpf_arena=1, kselftest=1)  # the guest's limit: 15 s; init at ~4 s
 
     with reliability("a guest that reaches init, then is stopped at its limit inside a suite (limits lowered)") as row:
         results = tmp_path / "results"
@@ -426,7 +426,7 @@ def test_a_guest_that_stalls_before_init(warm, tmp_path, reliability):
     """The series' first guest is frozen before it reaches init (docker pause: the machine stalls).
     It is stopped at its limit and booted once more; the second attempt reaches init, and the
     run ends as if nothing happened, the stall noted in the boot's message."""
-    lower = guest_limits(boot=20, nolibc=20, bpf_arena=60)
+    lower = guest_limits(boot=20, nolibc=20, bpf_arena=60, kselftest=1)
 
     with reliability("a guest frozen before init (docker pause of the series' QEMU container)") as row:
         results = tmp_path / "results"
