@@ -86,7 +86,7 @@ RESULTS_FIX = "Pass --results a directory you can write to (it is made if missin
 def chosen_tests(spec, got) -> list[str]:
     """The tests the tree holds for the series' changed files, from the cached base (if it is)."""
     from pipeline.infra.context import cache_root
-    from pipeline.stages import coverage, tests
+    from pipeline.stages import tests
 
     repo = cache_root() / "git" / "linux.git"
     commit = ""

@@ -169,3 +169,11 @@ def test_a_git_tree_reads_files_without_a_checkout(tmp_path):
     assert t.read("a") == "one\n" and t.read("missing") is None and t.read("d") is None
     assert t.grep(kunit.REGISTERS, "*.c") == ["d/b.c"]
     assert sorted(t.files()) == ["a", "d/b.c"]
+
+
+def test_a_kselftest_fragment_s_modules_are_not_built_in():
+    from pipeline.stages.tests import fragment_symbols
+
+    text = "CONFIG_USERFAULTFD=y\nCONFIG_TEST_VMALLOC=m\n# CONFIG_FOO is not set\nCONFIG_GUP_TEST=y\n"
+    assert fragment_symbols(text) == ["USERFAULTFD", "GUP_TEST"]
+    assert fragment_symbols(text, "m") == ["TEST_VMALLOC"]

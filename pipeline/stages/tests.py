@@ -151,7 +151,7 @@ def for_lane(work: Work) -> LaneTests:
                 tip = Path(work.need("apply").artifacts["worktree"]) / fragment
                 text = tip.read_text(errors="replace") if tip.is_file() else ""
                 out.symbols += fragment_symbols(text)
-                for sym in modules(text):
+                for sym in fragment_symbols(text, "m"):
                     out.left_out[f"CONFIG_{sym}"] = (
                         f"{target}'s config asks for it as a module (=m): the lane's kernel has no modules, "
                         "and a test module built in runs at boot (CONFIG_TEST_VMALLOC added 120 s to an x86_64 "
@@ -160,14 +160,10 @@ def for_lane(work: Work) -> LaneTests:
     return out
 
 
-def fragment_symbols(text: str) -> list[str]:
-    """The options a kselftest config fragment builds in (=y); its modules (=m) are not taken."""
-    return re.findall(r"^CONFIG_(\w+)=y\s*$", text or "", re.M)
-
-
-def modules(text: str) -> list[str]:
-    """The options a kselftest config fragment asks for as modules (=m)."""
-    return re.findall(r"^CONFIG_(\w+)=m\s*$", text or "", re.M)
+def fragment_symbols(text: str, value: str = "y") -> list[str]:
+    """The options a kselftest config fragment sets to value: built in (y, what the lane takes) or
+    as modules (m, which it leaves out)."""
+    return re.findall(rf"^CONFIG_(\w+)={value}\s*$", text or "", re.M)
 
 
 def measured(cache: Path, arch: str) -> dict[str, float]:

@@ -122,10 +122,10 @@ def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[C
            **variables(work, suite), "SRC": "/src", "KBUILD": "/kbuild", "OUT": "/out", "JOBS": str(ctx.jobs)}
     cache_mounts, cache_env = compiler_cache.mounts(ctx.cache, work.builds, trusted=lane.is_base)
     env.update(cache_env)
-    extra = helpers(suite)
+    extra, helper_mounts = helpers(suite), []
     if extra is not None:
         env[f"{suite.name.upper()}_HELPERS"] = f"/{suite.name}-helpers"
-        cache_mounts.append(Mount(extra, f"/{suite.name}-helpers"))
+        helper_mounts = [Mount(extra, f"/{suite.name}-helpers")]
     log = ctx.log(f"{lane.name}/suite-{suite.name}-build.log")
     test = f"build {suite.name}"
     ctx.progress.say("userspace", lane.name, f"building {suite.title}")
@@ -133,7 +133,7 @@ def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[C
     exited = ctx.docker.run(Container(image, ["sh", "-eu", "/suite/" + suite.script.name], workdir="/out", env=env,
                                       mounts=[Mount(work.src, "/src"), Mount(suite.script.parent, "/suite"),
                                               Mount(kbuild, "/kbuild", writable=True), Mount(out, "/out", writable=True),
-                                              *cache_mounts]),
+                                              *cache_mounts, *helper_mounts]),
                             log=log, timeout=suite.build_timeout,
                             on_line=ctx.progress.make_line("userspace", lane.name, [0]))
     seconds = time.monotonic() - start
