@@ -63,9 +63,11 @@ def test_the_least_recently_used_go_first_with_all_their_directories_until_withi
 def test_what_a_run_holds_and_what_the_run_spares_are_never_removed(cache, monkeypatch):
     c = cache.cache
     monkeypatch.setenv("KSERIES_CACHE_MAX", "1M")  # everything would have to go
-    with locks.hold(c, "dirs-older"):  # a run is building it
+    fill(c / "build" / "base-aaaaaaaaaaaa-0123456789" / "arm64" / "out" / "vmlinux", 1)  # a config's build
+    used(c, "base-aaaaaaaaaaaa-0123456789", 5000)
+    with locks.hold(c, locks.dirs("older", "arm64")):  # a run is building it, on one arch
         gone = prune.prune(cache, "recent", "base-aaaaaaaaaaaa")
-    assert gone == ["oldest"] and names(c) == {"older", "base-aaaaaaaaaaaa", "recent"}
+    assert gone == ["oldest"] and names(c) == {"older", "base-aaaaaaaaaaaa", "base-aaaaaaaaaaaa-0123456789", "recent"}
 
 
 def test_a_disk_short_of_free_space_prunes_even_within_the_size_budget(cache, monkeypatch):

@@ -6,10 +6,13 @@ import os
 import time
 
 from pipeline.model import config
-from pipeline.model.lane import base_builds
+from pipeline.model.lane import base_builds, base_tree
 from pipeline.infra import background
 from pipeline.stages import build, seed, worktree
 from test_apply import ctx_for, git
+
+
+CONFIG = "0123456789abcdef"  # a config's digest (build.config_key)
 
 
 def base_repo(tmp_path, files: dict[str, str]) -> tuple:
@@ -35,15 +38,15 @@ def test_a_new_series_build_is_seeded_from_the_base_and_rebuilds_only_what_chang
     git(wt, "commit", "-qam", "patch")
 
     series_out = build.lane_dirs(ctx, "series", arch)[1]
-    assert not seed.seed(ctx, wt, arch, series_out, base_builds(base), base, "x86_64")  # the base has not built
-    base_out = build.lane_dirs(ctx, base_builds(base), arch)[1]
+    assert not seed.seed(ctx, wt, arch, series_out, base_builds(base, CONFIG), base, "x86_64")  # the base has not built
+    base_out = build.lane_dirs(ctx, base_builds(base, CONFIG), arch)[1]
     (base_out / arch.kernel.image_path).parent.mkdir(parents=True)
     (base_out / arch.kernel.image_path).write_text("kernel")
     (base_out / "util.o").write_text("object")
     built_at = time.time() - 60
     os.utime(base_out / "util.o", (built_at, built_at))
 
-    assert seed.seed(ctx, wt, arch, series_out, base_builds(base), base, "x86_64")
+    assert seed.seed(ctx, wt, arch, series_out, base_builds(base, CONFIG), base, "x86_64")
     copied = os.stat(series_out / "util.o").st_mtime
     assert (series_out / "util.o").read_text() == "object" and copied == built_at  # mtimes kept by the copy
     assert os.stat(wt / "mm.h").st_mtime > copied  # changed by the series: make rebuilds what includes it
@@ -92,7 +95,7 @@ def test_a_new_series_worktree_is_linked_from_the_base_s_and_its_changes_never_r
     for the series is a new file, so the base's worktree keeps its content, inode and date."""
     ctx = ctx_for(tmp_path)
     repo, base = base_repo(tmp_path, {"mm.h": "base\n", "util.c": "int x;\n"})
-    origin, _ = worktree.kept(ctx, repo, base_builds(base), base)
+    origin, _ = worktree.kept(ctx, repo, base_tree(base), base)
     time.sleep(1.1)  # a link changes the ctime, which git compares to the second
     wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
     assert os.stat(wt / "util.c").st_ino == os.stat(origin / "util.c").st_ino
@@ -122,11 +125,11 @@ def test_a_series_worktree_that_cannot_be_linked_is_checked_out(tmp_path, monkey
 
     monkeypatch.setattr(ctx.runner, "run", no_links)
     wt, _ = worktree.kept(ctx, repo, "series", base, age=True)
-    origin = ctx.cache / "trees" / base_builds(base)
+    origin = ctx.cache / "trees" / base_tree(base)
     assert os.stat(wt / "util.c").st_ino != os.stat(origin / "util.c").st_ino
     assert (wt / "util.c").read_text() == "int x;\n" and os.stat(wt / "util.c").st_mtime == seed.OLD
     assert git(wt, "status", "--porcelain") == ""
-    assert sorted(p.name for p in (ctx.cache / "trees").iterdir()) == sorted([base_builds(base), "series"])
+    assert sorted(p.name for p in (ctx.cache / "trees").iterdir()) == sorted([base_tree(base), "series"])
 
 
 def test_a_new_series_takes_the_spare_worktree_an_earlier_one_left_and_leaves_one_for_the_next(tmp_path):
@@ -155,17 +158,17 @@ def test_a_seeding_leaves_a_spare_copy_the_next_new_series_takes_with_a_rename(t
     repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
     arch = config.resolve_arch("x86_64")
     wt, _ = worktree.kept(ctx, repo, "first", base, age=True)
-    base_out = build.lane_dirs(ctx, base_builds(base), arch)[1]
+    base_out = build.lane_dirs(ctx, base_builds(base, CONFIG), arch)[1]
     (base_out / arch.kernel.image_path).parent.mkdir(parents=True)
     (base_out / arch.kernel.image_path).write_text("kernel")
     (base_out / "util.o").write_text("object")
-    assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "first", arch)[1], base_builds(base), base, "x86_64")
+    assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "first", arch)[1], base_builds(base, CONFIG), base, "x86_64")
     background.run_queued(ctx)
-    spare = seed.spare_out(ctx, base_builds(base), arch)
+    spare = seed.spare_out(ctx, base_builds(base, CONFIG), arch)
     assert (spare / "util.o").read_text() == "object"
     inode = os.stat(spare / "util.o").st_ino
     second = build.lane_dirs(ctx, "second", arch)[1]
-    assert seed.seed(ctx, wt, arch, second, base_builds(base), base, "x86_64")
+    assert seed.seed(ctx, wt, arch, second, base_builds(base, CONFIG), base, "x86_64")
     assert os.stat(second / "util.o").st_ino == inode  # the spare itself, renamed: no copy
     background.run_queued(ctx)
     assert (spare / "util.o").is_file() and os.stat(spare / "util.o").st_ino != inode  # the next one's
@@ -173,7 +176,7 @@ def test_a_seeding_leaves_a_spare_copy_the_next_new_series_takes_with_a_rename(t
 
     import shutil as sh
     monkeypatch.setattr(sh, "disk_usage", lambda path: sh._ntuple_diskusage(100, 100, 2**20))
-    assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "third", arch)[1], base_builds(base), base, "x86_64")
+    assert seed.seed(ctx, wt, arch, build.lane_dirs(ctx, "third", arch)[1], base_builds(base, CONFIG), base, "x86_64")
     background.run_queued(ctx)
     assert not spare.exists()  # a disk without room for it three times over gets no spare
     assert "no spare O= copy" in (tmp_path / "run" / "commands.log").read_text()
@@ -190,3 +193,55 @@ def test_an_o_dir_whose_worktree_is_gone_is_removed_and_the_new_worktree_is_date
     out.mkdir(parents=True)
     assert not worktree.fresh(ctx, "series", [out]) and out.is_dir()  # its worktree is there: it stays
     assert worktree.fresh(ctx, "series", [tmp_path / "none"])
+
+
+def built_base(ctx, base: str, config_digest: str, arch, options: str, objects: dict[str, str]):
+    """A finished base O= directory of one config: its .config, a kernel image and objects."""
+    out = build.lane_dirs(ctx, base_builds(base, config_digest), arch)[1]
+    (out / arch.kernel.image_path).parent.mkdir(parents=True)
+    (out / arch.kernel.image_path).write_text("kernel")
+    (out / ".config").write_text(options)
+    for name, text in objects.items():
+        (out / name).write_text(text)
+    return out
+
+
+def test_a_config_the_base_has_not_built_starts_from_its_nearest_kept_config(tmp_path):
+    """Each config's base build is kept apart; a new one is a copy of the base's build whose
+    .config differs in the fewest options, never of another arch's or another base's."""
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
+    arch, arm = config.resolve_arch("x86_64"), config.resolve_arch("arm64")
+    wt, _ = worktree.kept(ctx, repo, base_tree(base), base)
+    near = built_base(ctx, base, "aaaaaaaaaaaa", arch, "CONFIG_A=y\nCONFIG_B=y\n", {"util.o": "near"})
+    built_base(ctx, base, "bbbbbbbbbbbb", arch, "CONFIG_A=y\nCONFIG_C=y\nCONFIG_D=m\n", {"util.o": "far"})
+    built_base(ctx, base, "cccccccccccc", arm, "CONFIG_A=y\nCONFIG_B=y\nCONFIG_E=y\n", {"util.o": "arm64"})
+    built_base(ctx, "f" * 40, "dddddddddddd", arch, "CONFIG_A=y\nCONFIG_B=y\nCONFIG_E=y\n", {"util.o": "other"})
+    new_config = tmp_path / "new.config"
+    new_config.write_text("CONFIG_A=y\nCONFIG_B=y\nCONFIG_E=y\n# CONFIG_C is not set\n")
+    target = build.lane_dirs(ctx, base_builds(base, "eeeeeeeeeeee"), arch)[1]
+    assert seed.nearest(ctx, wt, arch, target, base, new_config, "base-x86_64")
+    assert (target / "util.o").read_text() == "near"  # 1 option differs (E); from the other, 3
+    (target / "util.o").write_text("rebuilt")
+    assert (near / "util.o").read_text() == "near"  # a copy: the new config's make never writes another's
+    log = (tmp_path / "run" / "commands.log").read_text()
+    assert "cp -a" in log
+    other = build.lane_dirs(ctx, base_builds(base, "ffffffffffff"), arm)[1]
+    sh4 = config.resolve_arch("sh4")
+    assert not seed.nearest(ctx, wt, sh4, build.lane_dirs(ctx, base_builds(base, "999999999999"), sh4)[1], base,
+                            new_config, "base-sh4")  # no build of the base on this arch: from nothing
+    assert seed.nearest(ctx, wt, arm, other, base, new_config, "base-arm64")
+    assert (other / "util.o").read_text() == "arm64"
+
+
+def test_each_arch_and_config_of_a_base_has_its_own_directory_lock(tmp_path):
+    """A build of one arch's base never waits for another arch's, nor for another config's."""
+    from pipeline.infra import locks
+
+    names = {locks.dirs(base_builds("a" * 40, c), a) for c in ("1" * 20, "2" * 20) for a in ("x86_64", "arm64")}
+    assert len(names) == 4 and locks.dirs(base_tree("a" * 40)) not in names
+    with locks.hold(tmp_path, locks.dirs(base_builds("a" * 40, "1" * 20), "x86_64")):
+        with locks.attempt(tmp_path, locks.dirs(base_builds("a" * 40, "1" * 20), "arm64")) as held:
+            assert held
+        with locks.attempt(tmp_path, locks.dirs(base_builds("a" * 40, "1" * 20), "x86_64")) as held:
+            assert not held

@@ -50,3 +50,9 @@ def attempt(cache: Path, name: str, holder: str = "") -> Iterator[bool]:
     is worth doing only now, such as a spare copy for later."""
     with _lock(cache, name, lambda text: None, holder, wait=False) as held:
         yield held
+
+
+def dirs(name: str, arch: str = "") -> str:
+    """The lock of kept directories: a worktree's (no arch) or one arch's build directories of
+    `name`, so a lane never waits for another arch's build."""
+    return f"dirs-{name}" + (f"-{arch}" if arch else "")

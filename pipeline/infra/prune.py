@@ -108,6 +108,14 @@ def over(cache: Path) -> int:
     return excess
 
 
+def in_use(cache: Path, name: str) -> list[str]:
+    """The locks a run using name holds: its series' and those of its directories (its worktree's,
+    each arch's build directories', its steps')."""
+    held = {f"series-{name}", locks.dirs(name)}
+    held.update(p.name.removesuffix(".lock") for p in (cache / "locks").glob(f"{locks.dirs(name)}[-+]*.lock"))
+    return sorted(held)
+
+
 def prune(ctx: Context, *spare: str) -> list[str]:
     """Remove the least recently used names' directories until the cache is within its budget;
     never a name in spare or one a run holds. The names removed."""
@@ -118,11 +126,10 @@ def prune(ctx: Context, *spare: str) -> list[str]:
     for name in sorted(names, key=lambda n: last_used(ctx.cache, n, names[n])):
         if excess <= 0:
             break
-        if name in spare:
+        if any(name == s or name.startswith(s + "-") for s in spare):  # a base's, with its configs'
             continue
         with contextlib.ExitStack() as held:
-            if not all(held.enter_context(locks.attempt(ctx.cache, lock, "cache prune"))
-                       for lock in (f"series-{name}", f"dirs-{name}", f"dirs-{name}+steps")):
+            if not all(held.enter_context(locks.attempt(ctx.cache, lock, "cache prune")) for lock in in_use(ctx.cache, name)):
                 continue  # a run is using it
             freed = freed_by(names[name])
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_used(ctx.cache, name, names[name])))

@@ -48,6 +48,13 @@ class Lane:
         return self.role is Role.BASE
 
 
-def base_builds(commit: str) -> str:
-    """The kept build directories of the base at commit, shared by every series on that base."""
+def base_tree(commit: str) -> str:
+    """The name of the base's kept worktree at commit, shared by every arch and series on that base."""
     return Role.BASE.tag(commit[:12])
+
+
+def base_builds(commit: str, config: str) -> str:
+    """The name of the base's kept build directories at commit for one kernel config (config: the
+    digest of what decides it, stages/build.config_key, which names the arch too): shared by every
+    series on that base whose lane has that config, so each config's base is built once and kept."""
+    return f"{base_tree(commit)}-{config[:10]}"

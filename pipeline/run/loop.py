@@ -183,7 +183,7 @@ class Loop:
             return contextlib.nullcontext()
         dirs = work.builds + (per_patch.STEPS if task.node.name == "steps" else "")  # the steps have their own
         say = lambda text: self.ctx.progress.say(task.node.name, task.lane.name, text)  # noqa: E731
-        return locks.hold(self.ctx.cache, f"dirs-{dirs}", say, self.record.run_id)
+        return locks.hold(self.ctx.cache, locks.dirs(dirs, task.lane.arch.name), say, self.record.run_id)
 
     def key(self, task: Task, work: Work) -> str:
         if task.node.key is None:
@@ -283,7 +283,7 @@ class Loop:
             return [r for r in self.record.stages if r.arch == lane.arch.name and r.role == lane.role]
 
 
-SHARED_DIRS = {"checkout", "steps", "build", "compiled", "userspace", "initramfs"}
+SHARED_DIRS = {"steps", "build", "compiled", "userspace", "initramfs"}  # the base's checkout locks its worktree
 
 
 def reusable(prior: StageResult | None, key: str) -> bool:

@@ -29,7 +29,7 @@ from pipeline.infra.progress import Progress
 from pipeline.infra.runner import Runner
 from pipeline.intake import sources as intake
 from pipeline.model import config
-from pipeline.model.lane import Lane, Role, base_builds
+from pipeline.model.lane import Lane, Role, base_tree
 from pipeline.model.results import RunRecord, StageResult, Status
 from pipeline.model.series import load_patch_dir
 from pipeline.report import write as write_reports
@@ -212,7 +212,7 @@ class Run:
         except BaseException:
             background.drop()
             raise
-        bases = [base_builds(s.artifacts["commit"]) for s in self.record.stages if "commit" in s.artifacts][:1]
+        bases = [base_tree(s.artifacts["commit"]) for s in self.record.stages if "commit" in s.artifacts][:1]
         if prune.due(self.ctx.cache):
             background.later("cache prune", prune.prune, None, self.spec.name, *bases)
         background.drop() if self.record.interrupted else background.hand_off(self.ctx)

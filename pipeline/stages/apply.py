@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pipeline.infra.context import Context
 from pipeline.model.results import Case, Status
-from pipeline.model.lane import base_builds
+from pipeline.infra import locks
+from pipeline.model.lane import base_tree
 from pipeline.model.series import Series
 from pipeline.stages import worktree
 from pipeline.stages.interface import Outcome, Work
@@ -124,8 +125,11 @@ def stage(work: Work) -> Outcome:
 
 
 def checkout(work: Work) -> Outcome:
-    """The base's own kept worktree, for a base lane."""
+    """The base's own kept worktree, for a base lane: reset under its own lock (every arch's base
+    lane checks it out; each arch's build directories have locks of their own)."""
     src = work.need("source")
-    commit = src.artifacts["commit"]
-    tree = worktree.kept(work.ctx, Path(src.artifacts["repo"]), base_builds(commit), commit)[0]
+    commit, ctx = src.artifacts["commit"], work.ctx
+    say = lambda text: ctx.progress.say("checkout", work.lane.name, text)  # noqa: E731
+    with locks.hold(ctx.cache, locks.dirs(base_tree(commit)), say, ctx.run_dir.name):
+        tree = worktree.kept(ctx, Path(src.artifacts["repo"]), base_tree(commit), commit)[0]
     return Outcome(Status.PASS, f"base {commit[:12]} in {tree}", artifacts={"worktree": str(tree)})

@@ -19,6 +19,7 @@ from pipeline.model import config
 from pipeline.stages import diagnostics
 from pipeline.infra.containers import PIDS, Container, Mount
 from pipeline.stages import compiler_cache, genconfig
+from pipeline.infra import prune
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
 from pipeline.model.lane import base_builds
@@ -83,6 +84,15 @@ def fragments_for(arch: config.Arch, series: config.SeriesConfig) -> list[Path]:
     names = dict.fromkeys((*arch.kernel.fragments, *series.fragments, *suite_fragments(series, arch)))
     paths = [config.fragment_path(n) for n in names]
     return sorted(paths, key=lambda p: p.name.startswith(DERIVED))  # a derived one last: it adds to the rest
+
+
+def config_key(arch: config.Arch, series: config.SeriesConfig, image: str) -> str:
+    """What decides a lane's .config on any tree of a base (arch data, fragments, toolchain
+    image), not the tree: the base's kept build directories are named by it (model/lane.py)."""
+    data = repr((image, arch.name, arch.kernel.config_target, arch.kernel.image_target,
+                 sorted(arch.kernel.make_vars.items()),
+                 [(p.name, p.read_bytes()) for p in fragments_for(arch, series)]))
+    return hashlib.sha256(data.encode()).hexdigest()[:20]
 
 
 def inputs_key(tree: str, arch: config.Arch, series: config.SeriesConfig, image: str) -> str:
@@ -194,7 +204,8 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
     """dirs names the kept config and O= directories (default: the series' name); step names an
     intermediate state of the series ("patch 1/3"), built into the same directories. trusted: the
     base's code, whose objects may go to the shared compiler cache (stages/compiler_cache.py).
-    base: the series' base commit; its finished build seeds a new O= directory (stages/seed.py)."""
+    base: the base commit; a new O= directory starts from a copy of its finished build of the
+    same config (a series' lane) or of the nearest config (stages/seed.py)."""
     image = ctx.image(arch.toolchain)
     start = time.monotonic()
     ctx.progress.say("build", lane.name, "configuring")
@@ -202,9 +213,11 @@ def run(ctx: Context, src: Path, arch: config.Arch, series: config.SeriesConfig,
     config_seconds = time.monotonic() - start
     _, out_dir = lane_dirs(ctx, dirs or series.name, arch)
     if base and not out_dir.exists():
-        from pipeline.stages.seed import seed
+        from pipeline.stages import seed
 
-        seed(ctx, src, arch, out_dir, base_builds(base), base, lane.name)
+        if trusted or not seed.seed(ctx, src, arch, out_dir, base_builds(base, config_key(arch, series, image)),
+                                    base, lane.name):
+            seed.nearest(ctx, src, arch, out_dir, base, new_config, lane.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     old = out_dir / ".config"
     if not old.exists() or old.read_bytes() != new_config.read_bytes():
@@ -286,8 +299,10 @@ def stage(work: Work) -> Outcome:
     """The lane's kernel: config from data, then make into the kept O= directory."""
     lane = work.lane
     work.image(work.arch.toolchain)
+    if lane.is_base:
+        prune.touch(work.ctx.cache, work.builds)  # this config's base directories are in use
     built = run(work.ctx, work.src, work.arch, work.spec, lane.dir, dirs=work.builds, trusted=lane.is_base,
-                base="" if lane.is_base else work.need("source").artifacts["commit"])
+                base=work.need("source").artifacts["commit"])
     artifacts = {"out_dir": str(built.out_dir)} if built.out_dir else {}
     if built.kernel is not None:
         artifacts["kernel"] = str(built.kernel)

@@ -75,9 +75,13 @@ class Work:
 
     @property
     def builds(self) -> str:
-        """The name of the lane's kept build directories."""
+        """The name of the lane's kept build directories: the series', or the base's for this
+        lane's config (each config's base is kept apart: stages/build.config_key)."""
         if self.lane.is_base:
-            return base_builds(self.need("source").artifacts["commit"])
+            from pipeline.stages.build import config_key
+
+            return base_builds(self.need("source").artifacts["commit"],
+                               config_key(self.arch, self.spec, self.image(self.arch.toolchain)))
         return self.spec.name
 
     def image(self, name: str) -> str:

@@ -88,32 +88,82 @@ def seed(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_dirs: s
         os.rename(spare, out_dir)  # whole or not at all; another run may take it first
     except OSError:
         how = "the base's build"
-        tmp = out_dir.with_name(out_dir.name + ".seeding")
-        with locks.hold(ctx.cache, f"dirs-{base_dirs}", say, ctx.run_dir.name):
-            if not (base_out / arch.kernel.image_path).exists():
-                return False
-            shutil.rmtree(tmp, ignore_errors=True)
-            ctx.runner.run(["cp", "-a", "--reflink=auto", str(base_out), str(tmp)], timeout=1800)
-        tmp.rename(out_dir)
-    changed = ctx.runner.git(src, "diff", "--name-only", base_commit, "HEAD").output.split()
-    now = time.time()
-    for path in changed:
-        if (src / path).exists():
-            os.utime(src / path, (now, now))
+        if not copy(ctx, base_out, out_dir, locks.dirs(base_dirs, arch.name), arch, say):
+            return False
+    changed = touch_changed(ctx, src, base_commit)
     say(f"O= seeded from {how} in {time.monotonic() - start:.0f} s: make rebuilds what the "
         f"{len(changed)} changed file(s) reach")
     make_spare(ctx, base_out, spare, base_dirs, arch)
     return True
 
 
+def copy(ctx: Context, source: Path, out_dir: Path, lock: str, arch: config.Arch, say) -> bool:
+    """out_dir made a copy of the finished O= directory source, under source's lock (no build
+    writes it meanwhile); False when source has no finished build."""
+    tmp = out_dir.with_name(out_dir.name + ".seeding")
+    with locks.hold(ctx.cache, lock, say, ctx.run_dir.name):
+        if not (source / arch.kernel.image_path).exists():
+            return False
+        shutil.rmtree(tmp, ignore_errors=True)
+        ctx.runner.run(["cp", "-a", "--reflink=auto", str(source), str(tmp)], timeout=1800)
+    tmp.rename(out_dir)
+    return True
+
+
+def touch_changed(ctx: Context, src: Path, base_commit: str) -> list[str]:
+    """The files of src that differ from the base, dated now: newer than every copied object."""
+    changed = ctx.runner.git(src, "diff", "--name-only", base_commit, "HEAD").output.split()
+    now = time.time()
+    for path in changed:
+        if (src / path).exists():
+            os.utime(src / path, (now, now))
+    return changed
+
+
+def differing(config: dict[str, str], other: dict[str, str]) -> int:
+    """How many options two .configs set differently (an option not set counts as n)."""
+    return sum(1 for name in config.keys() | other.keys() if config.get(name, "n") != other.get(name, "n"))
+
+
+def nearest(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_commit: str, new_config: Path,
+            lane: str) -> bool:
+    """A new O= directory for a config of which this base has no build yet: a copy of the base's
+    finished O= directory on the same arch whose .config differs from new_config in the fewest
+    options. make then rebuilds what those options and the files changed since the base reach,
+    never more than a build into an empty directory, less the more the configs share (a series
+    whose chosen tests add a few options). False when the base has no build on this arch."""
+    from pipeline.model.lane import base_tree
+    from pipeline.stages.build import parse_config
+
+    want, found = parse_config(new_config.read_text()), []
+    for out in sorted(ctx.cache.glob(f"build/{base_tree(base_commit)}*/{arch.name}/out")):
+        try:
+            if out != out_dir and (out / arch.kernel.image_path).exists():
+                found.append((differing(want, parse_config((out / ".config").read_text())), out))
+        except OSError:  # pruned meanwhile
+            continue
+    say = lambda text: ctx.progress.say("build", lane, text)  # noqa: E731
+    for options, source in sorted(found, key=lambda f: f[0])[:1]:
+        start = time.monotonic()
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not copy(ctx, source, out_dir, locks.dirs(source.parent.parent.name, arch.name), arch, say):
+            return False
+        changed = touch_changed(ctx, src, base_commit)
+        say(f"O= seeded from the base's build of the nearest config ({source.parent.parent.name}: "
+            f"{options} option(s) differ) in {time.monotonic() - start:.0f} s: make rebuilds what they "
+            f"and the {len(changed)} changed file(s) reach")
+        return True
+    return False
+
+
 def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: config.Arch) -> None:
     """After the run (infra/background.py): a spare copy of the base's O= for the next new series."""
     if background.spares():
         background.later(f"spare {arch.name} O= copy", spare_copy, spare, base_out, spare, base_dirs,
-                         arch.kernel.image_path)
+                         arch.kernel.image_path, arch.name)
 
 
-def spare_copy(ctx: Context, base_out: str, spare: str, base_dirs: str, image_path: str) -> None:
+def spare_copy(ctx: Context, base_out: str, spare: str, base_dirs: str, image_path: str, arch: str) -> None:
     """Copy the base's finished O= for the next new series on this base and arch, when the disk
     has room for it three times over and no run is writing the base's O= meanwhile."""
     source, target = Path(base_out), Path(spare)
@@ -126,7 +176,7 @@ def spare_copy(ctx: Context, base_out: str, spare: str, base_dirs: str, image_pa
     if shutil.disk_usage(ctx.cache).free < need:
         ctx.runner.note(f"# no spare O= copy: less than {need >> 30} GiB free in {ctx.cache}")
         return
-    with locks.attempt(ctx.cache, f"dirs-{base_dirs}", ctx.run_dir.name) as held:
+    with locks.attempt(ctx.cache, locks.dirs(base_dirs, arch), ctx.run_dir.name) as held:
         if not held or not (source / image_path).exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pipeline.infra.containers import Container, Mount
 from pipeline.infra import locks, prune
 from pipeline.infra.context import Context
 from pipeline.infra.errors import InfraError, UserError
-from pipeline.model.lane import base_builds
+from pipeline.model.lane import base_tree
 from pipeline.model.series import load_patch_dir
 from pipeline.model.results import Status
 from pipeline.stages.interface import Outcome, Work
@@ -224,7 +224,7 @@ def import_package(ctx: Context, repo: Path, deb: Path, package: str, version: s
 
 def stage(work: Work) -> Outcome:
     base = ensure_base(work.ctx, work.spec)
-    prune.touch(work.ctx.cache, base_builds(base.commit))  # its directories are in use
+    prune.touch(work.ctx.cache, base_tree(base.commit))  # its worktree is in use
     work.provenance.update({"base-commit": work.spec.base.commit, **base.provenance})
     return Outcome(Status.PASS, f"base {base.commit[:12]}", facts={"patches": len(work.patches)},
                    artifacts={"repo": str(base.repo), "commit": base.commit})

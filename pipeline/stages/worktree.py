@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipeline.infra import background, locks
 from pipeline.infra.context import Context
-from pipeline.model.lane import base_builds
+from pipeline.model.lane import base_tree
 from pipeline.stages.seed import age_worktree
 
 
@@ -41,9 +41,9 @@ def kept(ctx: Context, repo: Path, name: str, base: str,
     log = ctx.log("apply.log")
     if not (wt / ".git").exists():
         ctx.runner.git(repo, "worktree", "prune")
-        origin = base_builds(base)
+        origin = base_tree(base)
         if name != origin and age and (take_spare(ctx, repo, wt, base)
-                                       or link(ctx, repo, base_tree(ctx, repo, base), wt, base)):
+                                       or link(ctx, repo, base_worktree(ctx, repo, base), wt, base)):
             make_spare(ctx, repo, base)  # for the next new series, after this run
             return wt, {}
         ctx.progress.say("apply", "", f"checking out the base into {wt}")
@@ -80,15 +80,15 @@ def fresh(ctx: Context, name: str, outs: list[Path]) -> bool:
     return not outs
 
 
-def base_tree(ctx: Context, repo: Path, base: str) -> Path:
+def base_worktree(ctx: Context, repo: Path, base: str) -> Path:
     """The base's kept worktree as it is (a run building the base may be reading it), made when
     missing under the base's directory lock (a base lane's checkout takes it too)."""
-    wt = ctx.cache / "trees" / base_builds(base)
+    wt = ctx.cache / "trees" / base_tree(base)
     if not (wt / ".git").exists():
         say = lambda text: ctx.progress.say("apply", "", text)  # noqa: E731
-        with locks.hold(ctx.cache, f"dirs-{base_builds(base)}", say, ctx.run_dir.name):
+        with locks.hold(ctx.cache, locks.dirs(base_tree(base)), say, ctx.run_dir.name):
             if not (wt / ".git").exists():
-                kept(ctx, repo, base_builds(base), base)
+                kept(ctx, repo, base_tree(base), base)
     return wt
 
 
@@ -130,7 +130,7 @@ def drop(ctx: Context, repo: Path, wt: Path) -> None:
 
 
 def spare_path(ctx: Context, base: str) -> Path:
-    return ctx.cache / "trees" / ".spare" / base_builds(base)
+    return ctx.cache / "trees" / ".spare" / base_tree(base)
 
 
 def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
@@ -146,7 +146,7 @@ def take_spare(ctx: Context, repo: Path, wt: Path, base: str) -> bool:
         return False
     if not checked(ctx, repo, wt, base):
         return False
-    ctx.progress.say("apply", "", f"worktree {wt.name}: the spare one of {base_builds(base)}")
+    ctx.progress.say("apply", "", f"worktree {wt.name}: the spare one of {base_tree(base)}")
     return True
 
 
@@ -164,7 +164,7 @@ def spare_worktree(ctx: Context, repo: str, base: str) -> None:
     spare.parent.mkdir(parents=True, exist_ok=True)
     for stale in background.stale(spare):  # a killed process's half-made one
         drop(ctx, repo_dir, stale)
-    if (spare / ".git").exists() or not link(ctx, repo_dir, base_tree(ctx, repo_dir, base), making, base, quiet=True):
+    if (spare / ".git").exists() or not link(ctx, repo_dir, base_worktree(ctx, repo_dir, base), making, base, quiet=True):
         return
     if ctx.runner.git(repo_dir, "worktree", "move", str(making), str(spare), check=False).returncode:
         drop(ctx, repo_dir, making)
