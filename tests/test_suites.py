@@ -169,3 +169,51 @@ def test_skip_in_a_must_run_suite_is_an_error_not_a_pass():
     lines = ["kseries-init: suite nolibc start", *NOLIBC_OUTPUT.splitlines(), "kseries-init: suite nolibc exit 1"]
     got = {c.name: c.status for c in suites.results(nolibc_suite, "sh4", lines)}
     assert got["sh4: nolibc: syscall.chroot_root"] == Status.SKIP  # nolibc may skip
+
+
+def test_a_test_whose_program_was_not_built_is_a_skip_saying_why():
+    """The suite's build named what it could not build; a test whose script then could not start
+    that program tested nothing: SKIP with the reason (not a FAIL on base and series alike)."""
+    from pipeline.model.results import Case
+
+    def case(test, detail, status=Status.FAIL):
+        return Case("suite", test, status, 0, "failed", detail, "x86_64", suite="kselftest")
+
+    cases = [case("mm:ksft_rmap.sh.rmap", "# running ./rmap\n# ./run_vmtests.sh: line 230: ./rmap: No such file or directory"),
+             case("mm:ksft_mmap.sh.map_populate", "socketpair(): Address family not supported by protocol"),
+             case("mm:ksft_rmap.sh.rmap_other", "sh: ./rmapx: not found"),
+             case("net:ksft_rmap.sh.rmap", "./rmap: No such file or directory")]
+    got = suites.not_built(cases, {"mm:rmap": "not built: the toolchain image lacks numa.h"})
+    assert [c.status for c in got] == [Status.SKIP, Status.FAIL, Status.FAIL, Status.FAIL]
+    assert got[0].message == ("not run: mm/rmap was not built (not built: the toolchain image lacks numa.h); "
+                              "the test could not start it")
+
+
+def test_the_retry_boot_runs_only_for_failures_the_base_does_not_have(monkeypatch):
+    """A base's failures are pre-existing for the series whatever their flakiness: the base's guest
+    is not run again; the series' runs again only for a test that did not fail on the base."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from pipeline.model.lane import Role
+    from pipeline.stages import boot
+
+    consoles = {"base": {("kselftest", "mm:a"), ("kselftest", "mm:b")}, "series": {("kselftest", "mm:a")}}
+    monkeypatch.setattr(suites, "failed", lambda work, console: consoles[console[0]])
+    monkeypatch.setattr(boot, "_console", lambda result: [result.artifacts["console"]])
+    monkeypatch.setattr(boot, "_boot_lane", lambda work, name: f"booted again: {name}")
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+
+    def work(role, base_console="base"):
+        first = SimpleNamespace(status=Status.PASS, artifacts={"console": role})
+        other = SimpleNamespace(status=Status.PASS, artifacts={"console": base_console})
+        return SimpleNamespace(need=lambda stage: first, other=lambda stage, r: other if r is Role.BASE else None,
+                               lane=SimpleNamespace(is_base=role == "base", name=role),
+                               ctx=SimpleNamespace(progress=SimpleNamespace(say=lambda *a: None)))
+
+    base = boot.retry(work("base"))
+    assert base.status == Status.SKIP and "pre-existing" in base.message
+    series = boot.retry(work("series"))
+    assert series.status == Status.SKIP and "fail on the base too" in series.message
+    consoles["clean base"] = set()
+    assert boot.retry(work("series", "clean base")) == "booted again: console-retry"

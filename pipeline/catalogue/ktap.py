@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import re
 import sys
 import threading
 from pathlib import Path
@@ -101,7 +102,11 @@ def cases(parser, top, nested: bool = False) -> list[tuple[tuple[str, ...], Stat
         if inner:
             sub = parse(parser, inner)
             rows = []
-            for child in sub.subtests:
+            for child, lines in zip(sub.subtests, _segments(inner) + [[]] * len(sub.subtests)):
+                if not child.name and child.status == parser.TestStatus.NO_TESTS and not child.subtests:
+                    continue  # the parser's reading of a plan line after the tests ("1..3" last): no test
+                if not child.log:  # TAP without subtest headers: its lines are those before its result
+                    child.log = lines
                 rows += [((*path, *names), st, msg, lg) for names, st, msg, lg in cases(parser, _wrap(child))]
             if rows:
                 # the test's own verdict stands beside its subtests: a crash after them is not lost
@@ -113,6 +118,21 @@ def cases(parser, top, nested: bool = False) -> list[tuple[tuple[str, ...], Stat
 
     for test in top.subtests:
         walk(test, ())
+    return out
+
+
+RESULT = re.compile(r"^(not )?ok \d+")
+
+
+def _segments(lines: list[str]) -> list[list[str]]:
+    """A test's lines split at its subtests' result lines: each subtest's are what came after the
+    one before (the subtest's own output, in a TAP without "# Subtest:" headers)."""
+    out, current = [], []
+    for line in lines:
+        current.append(line)
+        if RESULT.match(line):
+            out.append(current)
+            current = []
     return out
 
 
@@ -128,9 +148,15 @@ def _inner(log: list[str]) -> list[str]:
 
 
 def _failure(log: list[str]) -> str:
-    """The first line that says what failed (KUnit's "Expected ..." or "# ... FAIL" lines)."""
-    for line in log:
-        text = line.strip().lstrip("#").strip()
-        if text.startswith(("Expected", "ASSERTION FAILED", "EXPECTATION FAILED")) or "FAIL" in text:
+    """What failed: the first of the test's own "not ok" lines (a kselftest's KTAP of its cases),
+    else the first line that says so (KUnit's "Expected ..." or "# ... FAIL" lines; never a
+    passing "ok ... # XFAIL")."""
+    texts = [line.strip().lstrip("#").strip() for line in log]
+    failed = [text for text in texts if text.startswith("not ok ")]
+    if failed:
+        return failed[0][:300] + (f" (and {len(failed) - 1} more not ok)" if len(failed) > 1 else "")
+    for text in texts:
+        if text.startswith(("Expected", "ASSERTION FAILED", "EXPECTATION FAILED")) or (
+                "FAIL" in text and not text.startswith("ok ")):
             return text[:300]
     return ""

@@ -208,12 +208,26 @@ def retry(work: Work) -> Outcome:
     first = work.need("boot")
     if first.status != Status.PASS:
         return Outcome(Status.SKIP, "the first boot did not reach init")
-    failed = suites.failures(work, Path(first.artifacts["console"]).read_text(errors="replace").splitlines())
+    failed = suites.failed(work, _console(first))
     if not failed:
         return Outcome(Status.SKIP, "no suite test failed on the first run")
-    work.ctx.progress.say("boot", work.lane.name, f"{failed} test(s) failed: running the guest once more "
+    if work.lane.is_base:
+        return Outcome(Status.SKIP, f"{len(failed)} test(s) failed on the base: for the series that makes them "
+                       "pre-existing, flaky or not, so the base's guest is not run again")
+    base = work.other("boot", Role.BASE)  # the guest thread boots an arch's base lane before its series'
+    if base is not None and base.status in (Status.PASS, Status.FAIL) and Path(base.artifacts.get("console", "/-")).is_file():
+        new = failed - suites.failed(work, _console(base))
+        if not new:
+            return Outcome(Status.SKIP, f"the {len(failed)} failed test(s) fail on the base too (pre-existing): "
+                           "running the guest again cannot change the answer")
+        failed = new
+    work.ctx.progress.say("boot", work.lane.name, f"{len(failed)} test(s) failed: running the guest once more "
                           "to tell flaky tests from real failures")
     return _boot_lane(work, "console-retry")
+
+
+def _console(boot) -> list[str]:
+    return Path(boot.artifacts["console"]).read_text(errors="replace").splitlines()
 
 
 def key(work: Work) -> str:

@@ -223,8 +223,38 @@ def expected(work: Work, suite: config.Suite) -> dict[str, str]:
 
 
 def lane_results(work: Work, suite: config.Suite, lines: list[str], hung: str = "", ktap=None) -> list[Case]:
-    return results(suite, work.arch.name, lines, hung, ktap if ktap is not None else reader(work),
-                   expected(work, suite))
+    cases = results(suite, work.arch.name, lines, hung, ktap if ktap is not None else reader(work),
+                    expected(work, suite))
+    return not_built(cases, unbuilt(work, suite))
+
+
+UNBUILT = "kseries-unbuilt.txt"  # in a suite's build: "target:program<TAB>why", what it could not build
+
+
+def unbuilt(work: Work, suite: config.Suite) -> dict[str, str]:
+    """The programs the suite's build could not build ("mm:rmap" -> why), as its build named them
+    in UNBUILT (ci/suites/kselftest.sh: a library the toolchain image lacks)."""
+    made = work.need("userspace").artifacts.get(suite.name) if suite.kind == "guest" else None
+    out = {}
+    for path in sorted(Path(made).glob(f"*/{UNBUILT}")) if made else []:
+        for line in path.read_text(errors="replace").splitlines():
+            name, _, why = line.partition("\t")
+            out[name.strip()] = why.strip()
+    return out
+
+
+def not_built(cases: list[Case], unbuilt: dict[str, str]) -> list[Case]:
+    """A test that failed because a program it runs was not built (its script says the program is
+    not there) did not test the kernel: SKIP, saying which program and why, on base and series alike."""
+    for case in cases:
+        for name, why in unbuilt.items() if case.status == Status.FAIL else ():
+            target, _, program = name.partition(":")
+            if case.test.startswith(f"{target}:") and re.search(
+                    rf"(^|[/ ]){re.escape(program)}: (No such file or directory|not found)", case.detail, re.M):
+                case.status = Status.SKIP
+                case.message = f"not run: {target}/{program} was not built ({why}); the test could not start it"
+                break
+    return cases
 
 
 def stage(work: Work) -> Outcome:
@@ -280,14 +310,14 @@ def _lines(booted) -> list[str]:
     return Path(booted.artifacts["console"]).read_text(errors="replace").splitlines()
 
 
-def failures(work: Work, console: list[str]) -> int:
-    """How many suite tests of the lane failed on this console: of the suites the guest ran (one that
-    was not built never starts, and running the guest again would not change that)."""
+def failed(work: Work, console: list[str]) -> set[tuple[str, str]]:
+    """The (suite, test) of the lane's suite tests that failed on this console: of the suites the
+    guest ran (one that was not built never starts, and running the guest again would not change that)."""
     from pipeline.stages import userspace
 
     ktap = reader(work)
-    return sum(1 for s in userspace.built_suites(work) for c in lane_results(work, s, console, ktap=ktap)
-               if c.status == Status.FAIL)
+    return {(s.name, c.test) for s in userspace.built_suites(work) for c in lane_results(work, s, console, ktap=ktap)
+            if c.status == Status.FAIL}
 
 
 def key(work: Work) -> str:
