@@ -62,8 +62,9 @@ def tasks(lane: Lane | None, spec: config.SeriesConfig, scope: str = "shared") -
 
 class Loop:
     def __init__(self, ctx, spec: config.SeriesConfig, patches: list, record, save: Callable[[], None],
-                 previous: dict | None = None):
+                 previous: dict | None = None, dirs: str = ""):
         self.ctx, self.spec, self.patches, self.record, self.save = ctx, spec, patches, record, save
+        self.dirs = dirs  # the series' kept directories' name (Work.series_dirs)
         self.previous = previous or {}
         self.lock = threading.RLock()
         self.results: dict[tuple, StageResult] = {}
@@ -153,7 +154,7 @@ class Loop:
         why = self.blocked(task)
         if why:
             return self.skip(task, why)
-        work = Work(self.ctx, self.spec, self.patches, lane, self.find, task.suite, arches=self.arches)
+        work = Work(self.ctx, self.spec, self.patches, lane, self.find, task.suite, arches=self.arches, dirs=self.dirs)
         start = time.monotonic()
         try:
             key = self.key(task, work)

@@ -10,6 +10,7 @@ summary.txt are written and the exit code is defined.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -122,6 +123,8 @@ def keep_series(got: intake.Intake, where: Path):
     return dataclasses.replace(got.parsed.series, patches=patches)
 
 
+SLOTS = 3  # the directories of one series that runs of it may use at once (series_dirs)
+
 class Run:
     """One run directory: new, or an earlier one reopened by --resume."""
 
@@ -132,6 +135,7 @@ class Run:
         self.ctx = Context(run_dir, cache_root(), Runner(run_dir / "commands.log"), progress or Progress())
         self.start = time.monotonic() - record.seconds
         self.unsaved = ""  # why results.json could not be written (a full disk), said once
+        self.dirs = spec.name  # the series' kept directories' name, once the run holds them (series_dirs)
         reserve(run_dir)
 
     @classmethod
@@ -206,25 +210,54 @@ class Run:
         (never after a stopped run), one detached process makes the next new series' spares and
         keeps the cache within its budget, sparing what this run used (infra/background.py, prune.py)."""
         try:
-            with locks.hold(self.ctx.cache, f"series-{self.spec.name}",
-                            lambda text: self.ctx.progress.say("run", "", text), self.record.run_id):
-                code = self._run()
+            with self.series_dirs() as dirs:
+                code = self._run(dirs)
         except BaseException:
             background.drop()
             raise
         bases = [base_tree(s.artifacts["commit"]) for s in self.record.stages if "commit" in s.artifacts][:1]
         if prune.due(self.ctx.cache):
-            background.later("cache prune", prune.prune, None, self.spec.name, *bases)
+            background.later("cache prune", prune.prune, None, self.dirs, *bases)
         background.drop() if self.record.interrupted else background.hand_off(self.ctx)
         return code
 
-    def _run(self) -> int:
+    @contextlib.contextmanager
+    def series_dirs(self):
+        """The name of the kept worktree and build directories this run uses, held for the run. A
+        run of the same patches that holds them is waited for (its results are then reused); while
+        a run of other patches of the series holds them, this one takes the first free of SLOTS
+        others (directories of their own, seeded from the base's) instead of waiting for that whole
+        run. None free: wait for the series' own."""
+        name, say = self.spec.name, lambda text: self.ctx.progress.say("run", "", text)
+        mine = hashlib.sha256(b"".join(Path(p.path).read_bytes() for p in self.patches)).hexdigest()[:16]
+        for slot in range(1, SLOTS + 1):
+            dirs = name if slot == 1 else f"{name}~{slot}"
+            marks = self.ctx.cache / "locks" / f"series-{dirs}.patches"
+            with locks.attempt(self.ctx.cache, f"series-{dirs}", self.record.run_id) as held:
+                if held:
+                    marks.write_text(mine)
+                    if slot > 1:
+                        say(f"another run of other patches of {name} holds its directories: this one "
+                            f"builds in {dirs}'s")
+                        self.record.provenance["series directories"] = f"{dirs} ({name}'s were in use)"
+                    yield dirs
+                    return
+            if marks.is_file() and marks.read_text() == mine:
+                break  # the same patches: wait for that run and reuse what it did
+        dirs = dirs if marks.is_file() and marks.read_text() == mine else name
+        with locks.hold(self.ctx.cache, f"series-{dirs}", say, self.record.run_id):
+            marks = self.ctx.cache / "locks" / f"series-{dirs}.patches"
+            marks.write_text(mine)
+            yield dirs
+
+    def _run(self, dirs: str) -> int:
+        self.dirs = dirs
         self.ctx.progress.say("run", "", f"{self.spec.title}: arches {', '.join(a.name for a in self.arches)}; "
                               f"results in {self.run_dir}")
         self.save()
-        prune.begin(self.ctx.cache, self.spec.name)
+        prune.begin(self.ctx.cache, dirs)
         self.reap()
-        loop = Loop(self.ctx, self.spec, self.patches, self.record, self.save, self.previous)
+        loop = Loop(self.ctx, self.spec, self.patches, self.record, self.save, self.previous, dirs)
         old = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job ends like Ctrl-C
         try:
             loop.run(self.lanes())

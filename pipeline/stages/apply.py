@@ -115,7 +115,7 @@ def run(ctx: Context, repo: Path, name: str, base: str, series: Series) -> Appli
 def stage(work: Work) -> Outcome:
     """The series' patches on the base, in the series' kept worktree."""
     src = work.need("source")
-    applied = run(work.ctx, Path(src.artifacts["repo"]), work.spec.name, src.artifacts["commit"],
+    applied = run(work.ctx, Path(src.artifacts["repo"]), work.series_dirs, src.artifacts["commit"],
                   Series(work.spec.title, work.patches))
     work.provenance["tip"] = applied.commits[-1] if applied.commits else ""
     return Outcome(Status.PASS if applied.ok else Status.FAIL,

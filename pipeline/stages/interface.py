@@ -40,6 +40,7 @@ class Work:
     suite: config.Suite | None = None
     provenance: dict = field(default_factory=dict)  # what this stage adds to the run's provenance
     arches: tuple = ()  # the run's arches (config.Arch), for the stages that look across lanes
+    dirs: str = ""  # the name of the series' kept worktree and build directories (default: its name)
 
     @property
     def arch(self) -> config.Arch:
@@ -82,7 +83,13 @@ class Work:
 
             return base_builds(self.need("source").artifacts["commit"],
                                config_key(self.arch, self.spec, self.image(self.arch.toolchain)))
-        return self.spec.name
+        return self.series_dirs
+
+    @property
+    def series_dirs(self) -> str:
+        """The name of the series' kept worktree and build directories: the series' name, or another
+        while a run of the same series with other patches holds those (run/pipeline.py)."""
+        return self.dirs or self.spec.name
 
     def image(self, name: str) -> str:
         """A container image by its configs/images name, built if needed; its id goes into the provenance."""
