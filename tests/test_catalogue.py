@@ -46,13 +46,21 @@ F:	*/
     "mm/rmap.c": "void folio_add_anon_rmap(void) {}\n",
     "tools/testing/selftests/Makefile": "TARGETS += mm\nTARGETS += empty\n",
     "tools/testing/selftests/mm/Makefile": "TEST_GEN_FILES = rmap\nTEST_GEN_FILES += merge\nTEST_GEN_FILES += mseal_test\n"
-                                           "TEST_GEN_FILES += cow\n"
+                                           "TEST_GEN_FILES += cow\nTEST_GEN_FILES += hmm-tests\n"
+                                           "TEST_GEN_FILES += protection_keys\n"
                                            "TEST_PROGS += ksft_rmap.sh\nTEST_PROGS += ksft_vma_merge.sh\n"
-                                           "TEST_PROGS += ksft_cow.sh\nTEST_FILES := run_vmtests.sh\n",
+                                           "TEST_PROGS += ksft_cow.sh\nTEST_PROGS += ksft_hmm.sh\nTEST_PROGS += ksft_pkey.sh\n"
+                                           "TEST_FILES := run_vmtests.sh\nTEST_FILES += test_hmm.sh\n",
     "tools/testing/selftests/mm/settings": "timeout=900\n",
     "tools/testing/selftests/mm/config": "CONFIG_USERFAULTFD=y\nCONFIG_TEST_VMALLOC=m\n",
-    "tools/testing/selftests/mm/run_vmtests.sh": 'CATEGORY="rmap" run_test ./rmap\nCATEGORY="vma_merge" run_test ./merge\n'
-                                                 'CATEGORY="cow" run_test ./cow\n',
+    "tools/testing/selftests/mm/run_vmtests.sh": 'usage: -t merge\n\ttest VMA merge cases, rmap and cow\n'
+                                                 'CATEGORY="rmap" run_test ./rmap\nCATEGORY="vma_merge" run_test ./merge\n'
+                                                 'CATEGORY="cow" run_test ./cow\nCATEGORY="hmm" run_test bash ./test_hmm.sh\n'
+                                                 '# protection_keys tests\nif [ -x ./protection_keys_64 ]\nthen\n'
+                                                 '\tCATEGORY="pkey" run_test ./protection_keys_64\nfi\n',
+    "tools/testing/selftests/mm/test_hmm.sh": '$(dirname "${BASH_SOURCE[0]}")/hmm-tests\n',
+    "tools/testing/selftests/mm/ksft_hmm.sh": "./run_vmtests.sh -t hmm\n",
+    "tools/testing/selftests/mm/ksft_pkey.sh": "./run_vmtests.sh -t pkey\n",
     "tools/testing/selftests/mm/ksft_rmap.sh": "./run_vmtests.sh -t rmap\n",
     "tools/testing/selftests/mm/ksft_vma_merge.sh": "./run_vmtests.sh -t vma_merge\n",
     "tools/testing/selftests/mm/ksft_cow.sh": "./run_vmtests.sh -t cow\n",
@@ -81,7 +89,9 @@ def test_kunit_tests_with_their_option_and_suite_names(tree):
 def test_kselftest_tests_map_programs_to_the_wrappers_that_run_them(tree):
     mm = kselftest.read_target(tree, "mm")
     assert mm.programs["rmap"] == ("mm:ksft_rmap.sh",)  # through run_vmtests.sh's CATEGORY
-    assert mm.programs["merge"] == ("mm:ksft_vma_merge.sh",)
+    assert mm.programs["merge"] == ("mm:ksft_vma_merge.sh",)  # the usage text names merge too: no call
+    assert mm.programs["hmm-tests"] == ("mm:ksft_hmm.sh",)  # run by test_hmm.sh, which run_vmtests.sh runs
+    assert mm.programs["protection_keys"] == ("mm:ksft_pkey.sh",)  # built as protection_keys_64
     assert mm.unlisted == ("mseal_test",)  # built, run by no wrapper: a test of its own
     assert "mm:mseal_test" in mm.tests and mm.timeout == 900 and mm.config.endswith("mm/config")
     assert kselftest.targets(tree) == ["mm", "empty"]
@@ -111,6 +121,16 @@ def test_maintainers_lists_the_test_beside_the_code(tree):
     chosen = select_for(tree, {"mm/rmap.c": "-folio_add_anon_rmap()"})
     assert chosen.tests("kselftest") == ["mm:ksft_rmap.sh"]
     assert "MEMORY MANAGEMENT - RMAP" in chosen.chosen[0].reason
+
+
+def test_a_wide_section_s_test_of_other_code_is_joined_by_the_tests_the_change_mentions(tree):
+    """mm/mprotect.c's section lists merge.c; the change is about sealed mappings, which mseal_test
+    mentions far more: it runs too. A section's test the change mentions most stands alone."""
+    chosen = select_for(tree, {"mm/mprotect.c": "@@ static int mprotect_fixup\n-\tif (sealed) return;"}, ranked=1)
+    assert chosen.tests("kselftest") == ["mm:ksft_vma_merge.sh", "mm:mseal_test"]
+    assert "the change mentions more of it than of mm:ksft_vma_merge.sh" in chosen.chosen[1].reason
+    alone = select_for(tree, {"mm/mprotect.c": "@@ static int mprotect_fixup\n-\tmprotect();"}, ranked=1)
+    assert alone.tests("kselftest") == ["mm:ksft_vma_merge.sh"]
 
 
 def test_a_whole_target_is_ranked_by_what_the_change_mentions(tree):

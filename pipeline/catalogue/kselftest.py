@@ -91,20 +91,26 @@ def _is_program(name: str, values: dict) -> bool:
 
 def _run_by(prog: str, scripts: dict[str, str], helpers: dict[str, str]) -> list[str]:
     """The listed scripts that run prog: directly (`./prog`), or through a helper script's
-    category (`CATEGORY="rmap" run_test ./rmap` in run_vmtests.sh, `run_vmtests.sh -t rmap`)."""
+    category (`CATEGORY="rmap" run_test ./rmap` in run_vmtests.sh, `run_vmtests.sh -t rmap`), or
+    through a helper that helper runs (run_vmtests.sh runs ./test_hmm.sh, which runs hmm-tests). In
+    a helper only a line that runs it by its path counts (its usage text names programs too:
+    "test VMA merge cases" is no call of ./merge), and a comment line never does."""
     call = re.compile(rf"(^|[\s/]){re.escape(prog)}(\s|$|\")", re.M)
     direct = [s for s, text in scripts.items() if call.search(text)]
     if direct:
         return direct
+    by_path = re.compile(rf"(^|\s)\S*/{re.escape(prog)}(_32|_64)?(\s|$|\")")  # lib.mk's VMTARGETS: prog_64
     out = []
     for helper, text in helpers.items():
-        for line in text.splitlines():
-            if not call.search(line):
-                continue
-            m = re.search(r"CATEGORY=\"?([\w-]+)", line)
-            for script, body in scripts.items():
-                if helper in body and (m is None or re.search(rf"-t\s+{re.escape(m.group(1))}\b", body)):
-                    out.append(script)
+        calls = [line for line in text.splitlines() if not line.lstrip().startswith("#") and by_path.search(line)]
+        categories = {m.group(1) for line in calls for m in [re.search(r"CATEGORY=\"?([\w-]+)", line)] if m}
+        if categories:  # its runs in a category ("if [ -x ./prog ]" beside them is no run of its own)
+            out += [script for script, body in scripts.items() if helper in body
+                    and any(re.search(rf"-t\s+{re.escape(c)}\b", body) for c in categories)]
+        elif calls:
+            found = [script for script, body in scripts.items() if helper in body]
+            # a helper no listed script runs itself: the scripts that run the helper
+            out += found or _run_by(helper, scripts, {h: b for h, b in helpers.items() if h != helper})
     return list(dict.fromkeys(out))
 
 

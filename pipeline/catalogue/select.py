@@ -30,6 +30,7 @@ from pipeline.catalogue import kselftest, maintainers
 from pipeline.catalogue.catalogue import Catalogue
 
 TEST_DIR = kselftest.ROOT + "/"
+RELEVANT = 0.5  # a test found before step 4 stands alone unless others score twice as high
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 COMMON = frozenset("""static const struct return unsigned long void inline include define endif ifdef
     else true false NULL sizeof size_t char goto break case default continue while extern bool int
@@ -224,10 +225,23 @@ def choose(catalogue: Catalogue, tree, changes: list[Change], suites: dict[str, 
                 found += few(listed)
             if len(found) > before:
                 break
-        # 4. the kselftest target named like its top directory
+        # 4. the kselftest target named like its top directory, when no kselftest was found, or when
+        #    the change's words point at other tests of it at least twice as strongly as at those
+        #    found (a wide section's test of other code: mm/mprotect.c's section lists merge.c,
+        #    while the change is about sealed mappings: mseal_test)
         top = path.split("/", 1)[0]
-        if not any(c.kind == "kselftest" for c in found) and top in targets and not path.startswith("tools/"):
-            whole(targets[top], f"{path} is under {top}/, and {TEST_DIR}{top} is the kselftest target of that name")
+        if top in targets and not path.startswith("tools/"):
+            named = [c.test for c in found if c.kind == "kselftest"]
+            if named:
+                if words is None:
+                    words = keywords(change, tree.read(path))
+                scores = dict(rank(tree, targets[top], list(targets[top].tests), words))
+                best = max((s for t, s in scores.items() if not denied(t, deny)), default=0.0)
+                mine = max(scores.get(t, 0.0) for t in named)
+            if not named or mine < RELEVANT * best:
+                why = f"{path} is under {top}/, and {TEST_DIR}{top} is the kselftest target of that name"
+                whole(targets[top], why + (f" (the change mentions more of it than of {', '.join(named)}: "
+                                           f"score {mine} against {best})" if named else ""))
         # 5. YAML suites
         for name, globs in suites.items():
             hit = next((g for g in globs if fnmatch(path, g)), None)
