@@ -154,3 +154,20 @@ def test_a_cover_letter_that_announces_a_file_no_patch_changes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "note: the cover letter '[PATCH 0/3] mm: remove page_mapped()' announces" in " ".join(proc.stdout.split())
     assert "no patch changes mm/util.c" in proc.stdout
+
+
+def test_patches_without_diffstats_cut_between_hunks_are_short_of_the_cover_letter_s_lines(tmp_path):
+    """Every file still there, but the last hunks of mm/rmap.c gone, in patches that carry no
+    diffstat: the series' diff never changes more lines than its patches do together, so fewer
+    than the cover letter announces is a cut."""
+    bare = re.sub(rb"\n---\n( \S.*\n)+ \d+ files? changed.*\n", b"\n---\n", THREAD)
+    rmap = bare.index(b"diff --git a/mm/rmap.c")
+    last_hunk = bare.rindex(b"\n@@ ", rmap) + 1
+    assert bare.index(b"\n@@ ", rmap) + 1 < last_hunk  # a hunk of mm/rmap.c stays
+    path = tmp_path / "hunks.mbox"
+    path.write_bytes(bare[:last_hunk])
+    proc = series(path)
+    flat = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stdout
+    assert "announces 5 files changed, 7 insertion(s)(+), 17 deletion(s)(-), but the patches insert" in flat
+    assert "Traceback" not in proc.stderr

@@ -378,3 +378,30 @@ def test_plain_diffs_are_taken_as_git_am_applies_them(tmp_path):
     single.write_bytes(series(miscounted)[1])
     assert subprocess.run(["git", "-C", str(repo), "am", str(single)], capture_output=True).returncode != 0
     subprocess.run(["git", "-C", str(repo), "am", "--abort"], capture_output=True)
+
+
+def test_a_plain_diff_made_in_the_tree_itself_is_applied_to_its_own_path(tmp_path):
+    """`diff -u lib/f1.c.orig lib/f1.c` (and of a top-level file, f2.c.orig f2.c): patch -p0 diffs.
+    git am strips one leading directory from each path, so as sent it would look for f1.c and
+    fail; kseries stages them with a/ and b/ put before the tree's own paths, and they apply."""
+    repo = tmp_path / "repo"
+    (repo / "lib").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "lib" / "f1.c").write_text("".join(f"int a{j} = {j};\n" for j in range(12)))
+    (repo / "f2.c").write_text("".join(f"int b{j} = {j};\n" for j in range(12)))
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "tag", "base")
+    bodies = []
+    for path, old, new in (("lib/f1.c", "int a5 = 5;", "long a5 = 50;"), ("f2.c", "int b5 = 5;", "long b5 = 50;")):
+        (repo / path).write_text((repo / path).read_text().replace(old, new))
+        git(repo, "commit", "-q", "-am", f"{path}: widen\n\nBecause.\n\nSigned-off-by: {DEV}")
+        body = git(repo, "format-patch", "-1", "--stdout", "HEAD").split("\n\n", 1)[1]
+        body = re.sub(r"^diff --git .*\nindex .*\n", "", body, flags=re.M)
+        body = re.sub(r"^--- a/(\S+)$", r"--- \1.orig\t2026-05-01 10:00:00 +0000", body, flags=re.M)
+        bodies.append(re.sub(r"^\+\+\+ b/(\S+)$", r"+++ \1\t2026-05-01 10:05:00 +0000", body, flags=re.M))
+    assert "--- lib/f1.c.orig" in bodies[0] and "+++ f2.c" in bodies[1]
+    got = kseries(mbox(tmp_path / "p0.mbox", series(bodies)), tmp_path)
+    assert [f.path for p in got.series.patches for f in p.files] == ["lib/f1.c", "f2.c"]
+    applies(repo, got)
+    assert "long a5 = 50;" in (repo / "lib" / "f1.c").read_text()

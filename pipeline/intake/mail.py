@@ -145,6 +145,30 @@ def written(trailer) -> str:
     return f"{trailer.name}: {name} <{addr}>" if name and name != addr else f"{trailer.name}: {addr}"
 
 
+PLAIN_PAIR = re.compile(r"^--- (\S+)[^\n]*\n\+\+\+ (\S+)[^\n]*(?=\n@@ )", re.M)
+
+
+def as_git_reads(body: str) -> tuple[str, int]:
+    """A plain diff made in the tree itself (`diff -u lib/x.c.orig lib/x.c`, or of files with no
+    directory: patch -p0) as git am reads it: each file's header as a/PATH b/PATH, so git's one
+    stripped leading directory is not the tree's own (lib/x.c is not x.c). A diff whose two sides
+    start with different directories (a/ b/, linux.orig/ linux/) is left as it is, and so is one
+    with a 'diff --git' header or only new and deleted files (nothing tells). Returns the body and
+    how many headers changed."""
+    if re.search(r"^diff --git ", body, re.M):
+        return body, 0
+    pairs = [(old, new) for old, new in PLAIN_PAIR.findall(body) if "/dev/null" not in (old, new)]
+    if not pairs or any("/" in old and "/" in new and old.split("/", 1)[0] != new.split("/", 1)[0]
+                        for old, new in pairs):
+        return body, 0
+
+    def header(m: re.Match) -> str:
+        old, new = m.group(1), m.group(2)
+        return (f"--- {'/dev/null' if old == '/dev/null' else 'a/' + (old if new == '/dev/null' else new)}\n"
+                f"+++ {'/dev/null' if new == '/dev/null' else 'b/' + new}")
+    return PLAIN_PAIR.subn(header, body)
+
+
 def numstat(diff: str) -> tuple[tuple[FileStat, ...], str]:
     """git's own reading of a patch: (per-file stats, '' or git's complaint, e.g. 'corrupt patch at line 66')."""
     done = subprocess.run(["git", "apply", "--numstat", "-"], input=diff.encode(), capture_output=True, timeout=60)

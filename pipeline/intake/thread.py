@@ -221,7 +221,9 @@ def _against_cover(cover: Mail | None, chosen: list[Mail], result: list[Patch], 
     if not gone:
         return []
     bare = [k for k, m in enumerate(chosen, 1) if cut.own_diffstat(m.body) is None]
-    said = f"the cover letter '{cover.subject}' announces {announced.phrase()}, but no patch changes {', '.join(gone)}"
+    files = [g for g in gone if not g.startswith("lines: ")]
+    said = f"the cover letter '{cover.subject}' announces {announced.phrase()}, but " + "; ".join(
+        ([f"no patch changes {', '.join(files)}"] if files else []) + [g[7:] for g in gone if g.startswith("lines: ")])
     if bare:
         raise UserError(
             f"The series in {where} is short of its cover letter: {said}. Patch(es) "
@@ -320,6 +322,7 @@ def patch_id(diff: str) -> str:
 
 
 def _patch(m: Mail, k: int, total: int, where: str, out_dir: Path | None) -> Patch:
+    m.body = mails_.as_git_reads(m.body)[0]
     stats, complaint = mails_.numstat(m.body)
     at = re.search(r"at line (\d+)", complaint)
     if at:  # git counts lines of the body; name the line of the mail
