@@ -92,6 +92,8 @@ class StageResult:
     reused: str = ""  # where it was taken from instead of running (a cache or an earlier run)
     blocked: bool = False  # SKIP because a stage it needs did not pass
     fault: str = ""  # when not PASS and not the series': input, infra, harness or interrupted
+    started: float = -1.0  # seconds into the run (this attempt of it) when it started; -1: not known
+    thread: str = ""  # where it ran: lanes (the builds), guest (the boots) or beside (checkpatch, ...)
 
     @property
     def where(self) -> str:

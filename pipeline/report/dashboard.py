@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.report import store
+from pipeline.report import store, timeline
 from pipeline.model.lane import Role
 from pipeline.model.results import Kind, RunRecord, Status
 
@@ -124,7 +124,7 @@ def render_run(db, row, out: Path, flaky: set) -> str:
         run_logs=[(n, h) for n, h in links if n in ("summary.txt", "junit.xml", "kcidb.json", "commands.log")],
         compared=compared, ok_count=sum(1 for v in record.verdicts if v.kind is Kind.OK),
         arches=arches, build_rows=_build_rows(record, arches, logs), suites=suites, test_rows=test_rows,
-        problems=problems, generated=time.strftime("%Y-%m-%d %H:%M"))
+        problems=problems, timeline=timeline.svg(record), generated=time.strftime("%Y-%m-%d %H:%M"))
     (dest / "index.html").write_text(page)
     return f"runs/{row['run_id']}/index.html"
 

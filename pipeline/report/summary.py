@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.infra.errors import EXIT_BLAMED, EXIT_INFRA
 from pipeline.model.results import Kind, RunRecord, Status
+from pipeline.report import timeline
 from pipeline.run.policy import own_failures
 from pipeline.stages.bisect import patch_named
 
@@ -13,7 +14,7 @@ def render(record: RunRecord) -> str:
     lines = [f"kseries run {record.run_id}: {record.title} ({record.series})",
              f"arches: {', '.join(record.arches)}", "", "provenance:"]
     lines += [f"  {k}: {v}" for k, v in record.provenance.items()]
-    lines += stages(record) + ["", "testcases:"]
+    lines += stages(record) + timeline.lines(record) + ["", "testcases:"]
     lines += [_testcase(c) for c in record.cases]
     return "\n".join(lines + _ending(record)) + "\n"
 
@@ -21,7 +22,7 @@ def render(record: RunRecord) -> str:
 def terminal(record: RunRecord, run_dir) -> str:
     """What a person at the terminal reads at the end: the stages, the counts, every testcase that did
     not pass and why, the verdict, and where the full report is (summary.txt lists every testcase)."""
-    lines = stages(record)
+    lines = stages(record) + timeline.lines(record)
     shown = [c for c in record.cases if c.status != Status.PASS or c.flaky]
     if shown:
         lines += ["", f"testcases that did not pass ({len(shown)} of {len(record.cases)}):"]

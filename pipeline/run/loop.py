@@ -67,6 +67,7 @@ class Loop:
         self.dirs = dirs  # the series' kept directories' name (Work.series_dirs)
         self.previous = previous or {}
         self.lock = threading.RLock()
+        self.began = time.monotonic()
         self.results: dict[tuple, StageResult] = {}
         self.adopted: dict[str, dict[tuple, StageResult]] = {}  # lane name -> results taken from a cache
         self.interrupted = threading.Event()
@@ -155,13 +156,15 @@ class Loop:
         if why:
             return self.skip(task, why)
         work = Work(self.ctx, self.spec, self.patches, lane, self.find, task.suite, arches=self.arches, dirs=self.dirs)
-        start = time.monotonic()
+        start, waited = time.monotonic(), 0.0
         try:
             key = self.key(task, work)
             prior = self.previous.get(task.ident)
             if key and reusable(prior, key):
                 return self.keep(replace(prior, reused=prior.reused or "an earlier attempt of this run"))
+            asked = time.monotonic()
             with self.shared_dirs(task, work):
+                waited = time.monotonic() - asked  # another run or lane held the directories
                 outcome = node.run(work)
         except KeyboardInterrupt as exc:
             by = "SIGTERM (the job was cancelled)" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
@@ -171,6 +174,8 @@ class Loop:
             return self.keep(self.failed(task, exc, time.monotonic() - start))
         result = self.result(task, outcome, round(time.monotonic() - start, 1))
         result.key = key or digest(node.name, task.ident, result.artifacts, result.status.value)
+        if waited >= 1:
+            result.facts["lock_wait"] = round(waited, 1)
         with self.lock:
             self.record.provenance.update(work.provenance)
         if outcome.adopt:
@@ -265,6 +270,10 @@ class Loop:
         self.keep(result)
 
     def keep(self, result: StageResult) -> None:
+        if result.started < 0 or result.reused:  # for the timeline (report/timeline.py); reused: no time
+            now = time.monotonic() - self.began
+            result.started = round(max(0.0, now - (0 if result.reused else result.seconds)), 1)
+            result.thread = THREADS.get(threading.current_thread().name.split("_")[0], "lanes")
         with self.lock:
             self.results[(result.stage, result.arch, result.role, result.suite)] = result
             self.record.stages.append(result)
@@ -284,6 +293,7 @@ class Loop:
             return [r for r in self.record.stages if r.arch == lane.arch.name and r.role == lane.role]
 
 
+THREADS = {"guest": "guest", "beside": "beside"}  # thread name prefixes (run()); the rest: lanes
 SHARED_DIRS = {"steps", "build", "compiled", "userspace", "initramfs"}  # the base's checkout locks its worktree
 
 
