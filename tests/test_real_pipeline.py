@@ -124,6 +124,44 @@ def test_dashboard_from_the_real_runs(ci_runs, tmp_path):
     page = (tmp_path / "site" / "runs" / run_dir.name / "index.html").read_text()
     assert "x86_64" in page and "bpf_arena" in page and 'href="logs/x86_64/console.log"' in page
     assert (tmp_path / "site" / "runs" / run_dir.name / "logs" / "x86_64" / "console.log").exists()
+    timeline_in_a_browser(tmp_path / "site" / "runs" / run_dir.name / "index.html", run_dir / "results.json")
+
+
+def timeline_in_a_browser(page_path, results):
+    """The run page's timeline as Chromium lays it out: a bar per stage that ran, at its start and
+    as long as it took by results.json, in its lane's row; a lock wait before its stage."""
+    from playwright.sync_api import sync_playwright
+
+    record = json.loads(results.read_text())
+    ran = {}
+    for s in record["stages"]:
+        where = " ".join(p for p in ((("base-" if s["role"] == "base" else "") + s["stage"]), s["suite"], s["arch"]) if p)
+        ran[where] = s
+    chromium = shutil.which("chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"]) if chromium else pw.chromium.launch()
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(page_path.as_uri())
+        svg = page.locator("svg.timeline")
+        scale, label = float(svg.get_attribute("data-scale")), float(svg.get_attribute("data-label"))
+        left = svg.bounding_box()["x"]
+        bars = page.locator("svg.timeline rect[data-where]")
+        assert bars.count() == len([s for s in record["stages"] if s.get("started", -1) >= 0])
+        rows = {}
+        for i in range(bars.count()):
+            bar = bars.nth(i)
+            s = ran[bar.get_attribute("data-where")]
+            box = bar.bounding_box()
+            wait = float(s["facts"].get("lock_wait", 0) or 0)
+            assert abs(box["x"] - left - label - (s["started"] + (0 if s["reused"] else wait)) * scale) < 1.5, s
+            if not s["reused"]:
+                assert abs(box["width"] - max((s["seconds"] - wait) * scale, 1.0)) < 1.5, s
+            rows.setdefault(("base-" if s["role"] == "base" else "") + s["arch"], set()).add(round(box["y"] + box["height"] / 2))
+        assert all(len(ys) == 1 for ys in rows.values()) and len({y for ys in rows.values() for y in ys}) == len(rows)
+        waits = page.locator("svg.timeline rect[data-wait]")
+        assert waits.count() == len([s for s in record["stages"] if float(s["facts"].get("lock_wait", 0) or 0) >= 1
+                                     and not s["reused"]])
+        browser.close()
 
 
 def test_second_run_does_not_rebuild(ci_runs):

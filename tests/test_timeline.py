@@ -54,3 +54,17 @@ def test_the_picture_shows_waits_reuse_and_failures():
     assert "base-x86_64          +2..+302 s, 300 s of stages, 120 s waiting for locks, 1 reused" in said
     assert "x86_64               +302..+352 s, 50 s of stages: build 50 s" in said
     assert "old" not in said
+
+
+def test_the_timeline_chromium_lays_out_matches_results_json(tmp_path, monkeypatch):
+    """The run page rendered by headless Chromium: every bar where results.json puts its stage."""
+    from pipeline.report import dashboard, store
+    from test_real_pipeline import timeline_in_a_browser
+
+    Fakes(monkeypatch)
+    run = new_run(tmp_path)
+    assert run.run() == 0
+    db = store.open_db(tmp_path / "k.db")
+    store.ingest_tree(db, tmp_path)
+    dashboard.build_site(db, tmp_path / "site")
+    timeline_in_a_browser(tmp_path / "site" / "runs" / "r1" / "index.html", run.run_dir / "results.json")

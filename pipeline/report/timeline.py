@@ -47,7 +47,7 @@ def svg(record: RunRecord) -> str:
     scale = WIDTH / total
     height = ROW * (len(table) + 1) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{LABEL + WIDTH + 20}" '
-             f'height="{height}" font-family="sans-serif" font-size="11">']
+             f'height="{height}" font-family="sans-serif" font-size="11" data-scale="{scale}" data-label="{LABEL}">']
     step = next(s for s in (10, 30, 60, 120, 300, 600, 1200, 3600, 10**9) if total / s <= 12)
     for t in range(0, int(total) + 1, step):
         x = LABEL + t * scale
@@ -58,18 +58,20 @@ def svg(record: RunRecord) -> str:
         parts.append(f'<text x="4" y="{y + 14}">{escape(name)}</text>')
         for s in stages:
             x = LABEL + s.started * scale
+            data = (f'data-where="{escape(s.where)}" data-start="{s.started}" '
+                    f'data-seconds="{0 if s.reused else s.seconds}"')
             tip = escape(f"{label(s)}: {s.status.value} in {s.seconds:.1f} s, from +{s.started:.0f} s"
                          + (f" (reused: {s.reused})" if s.reused else "") + (f" - {s.message}" if s.message else ""))
             if s.reused:
-                parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="3" height="{ROW - 8}" fill="none" '
+                parts.append(f'<rect {data} data-reused="1" x="{x:.1f}" y="{y + 3}" width="3" height="{ROW - 8}" fill="none" '
                              f'stroke="{COLOURS[s.status]}"><title>{tip}</title></rect>')
                 continue
             wait = float(s.facts.get("lock_wait", 0) or 0)
             if wait:
-                parts.append(f'<rect x="{x:.1f}" y="{y + 6}" width="{wait * scale:.1f}" height="{ROW - 14}" '
+                parts.append(f'<rect data-wait="{escape(s.where)}" x="{x:.1f}" y="{y + 6}" width="{wait * scale:.1f}" height="{ROW - 14}" '
                              f'fill="{WAIT}"><title>{escape(label(s))}: waited {wait:.0f} s for a lock</title></rect>')
             w = max((s.seconds - wait) * scale, 1.0)
-            parts.append(f'<rect x="{x + wait * scale:.1f}" y="{y + 2}" width="{w:.1f}" height="{ROW - 6}" '
+            parts.append(f'<rect {data} data-wait-seconds="{wait}" x="{x + wait * scale:.1f}" y="{y + 2}" width="{w:.1f}" height="{ROW - 6}" '
                          f'fill="{COLOURS[s.status]}" stroke="#fff" stroke-width="0.5"><title>{tip}</title></rect>')
             if w > 40:
                 parts.append(f'<text x="{x + wait * scale + 3:.1f}" y="{y + 14}" fill="#fff">{escape(label(s))}</text>')

@@ -26,7 +26,7 @@ series() {  # name, then the commits are made by the caller
 
 tidy_rational() {
 	sed -i 's|^ \* rational fractions$| * Rational fractions|' lib/math/rational.c
-	git commit -qam "lib/math/rational: capitalise the header comment" -m "No functional change."
+	git commit -s -qam "lib/math/rational: capitalise the header comment" -m "No functional change."
 }
 
 # (a) clean: a pure refactor of the semi-convergent term
@@ -61,7 +61,7 @@ t = t.replace("void rational_best_approximation(", """static unsigned long semi_
 void rational_best_approximation(""", 1)
 open(p, "w").write(t)
 PY
-git commit -qam "lib/math/rational: compute the semi-convergent term in a helper" -m "No functional change."
+git commit -s -qam "lib/math/rational: compute the semi-convergent term in a helper" -m "No functional change."
 series rational-clean "lib/math/rational: tidy rational_best_approximation()"
 
 # (a) bug: patch 2 drops the semi-convergent step (returns the previous convergent only)
@@ -74,7 +74,7 @@ end = t.index("			break;\n		}\n", start) + len("			break;\n		}\n")
 t = t[:start] + "		if ((n2 > max_numerator) || (d2 > max_denominator))\n			break;\n" + t[end:]
 open(p, "w").write(t)
 PY
-git commit -qam "lib/math/rational: stop at the last convergent" -m "Simplify: return the previous convergent when the next one exceeds the maxima."
+git commit -s -qam "lib/math/rational: stop at the last convergent" -m "Return the previous convergent when the next one exceeds the maxima."
 series rational-bug "lib/math/rational: simplify rational_best_approximation()"
 
 # (b) mm/mprotect.c
@@ -86,7 +86,7 @@ t = t.replace("	unsigned long charged = 0;\n	int error;\n\n	if (vma_is_sealed(vm
               "	unsigned long charged = 0;\n	int error;\n\n	/* a sealed mapping keeps its protection */\n	if (vma_is_sealed(vma))", 1)
 open(p, "w").write(t)
 PY
-	git commit -qam "mm/mprotect: say why a sealed VMA is refused" -m "No functional change."
+	git commit -s -qam "mm/mprotect: say why a sealed VMA is refused" -m "No functional change."
 }
 tidy_mprotect
 python3 - <<'PY'
@@ -95,7 +95,7 @@ t = open(p).read()
 t = t.replace("	long nrpages = (end - start) >> PAGE_SHIFT;\n", "	const long nrpages = (end - start) >> PAGE_SHIFT;\n", 1)
 open(p, "w").write(t)
 PY
-git commit -qam "mm/mprotect: nrpages does not change" -m "No functional change."
+git commit -s -qam "mm/mprotect: nrpages does not change" -m "No functional change."
 series mprotect-clean "mm/mprotect: small cleanups in mprotect_fixup()"
 
 tidy_mprotect
@@ -105,18 +105,18 @@ t = open(p).read()
 t = t.replace("	/* a sealed mapping keeps its protection */\n	if (vma_is_sealed(vma))\n		return -EPERM;\n\n", "", 1)
 open(p, "w").write(t)
 PY
-git commit -qam "mm/mprotect: drop the early sealed check" -m "The VMA walk checks what it needs."
+git commit -s -qam "mm/mprotect: drop the early sealed check" -m "The VMA walk checks what it needs."
 series mprotect-bug "mm/mprotect: simplify mprotect_fixup()"
 
 # (c) a file no test covers
 sed -i 's|^ \*  linux/kernel/panic.c$| *  kernel/panic.c|' kernel/panic.c
-git commit -qam "panic: drop the old path from the header comment" -m "No functional change."
+git commit -s -qam "panic: drop the old path from the header comment" -m "No functional change."
 python3 - <<'PY'
 p = "kernel/panic.c"
 t = open(p).read()
 t = t.replace("int panic_timeout = CONFIG_PANIC_TIMEOUT;", "int panic_timeout = CONFIG_PANIC_TIMEOUT; /* seconds */", 1)
 open(p, "w").write(t)
 PY
-git commit -qam "panic: say panic_timeout's unit" -m "No functional change."
+git commit -s -qam "panic: say panic_timeout's unit" -m "No functional change."
 series uncovered "panic: two comment fixes"
 ls -la "$OUT"
