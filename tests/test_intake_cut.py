@@ -71,6 +71,8 @@ CUTS = [
      ["none of the 3 patches", "patches 1..3 are missing"]),
     ("cleanly between patch 2 and patch 3", THREAD.index(b"From 0000", THREAD.index(b"[PATCH 2/3]")),
      ["incomplete", "missing 3"]),
+    ("in patch 2 inside its hunk, the mailbox ending there", at(b"+\t\tif (page_cnt == 1 && page_ref_count(page) > 1)", after=1),
+     ["incomplete", "missing 3", "patch 2/3", "was cut too: corrupt patch at line"]),
     ("inside patch 3's headers, before its Subject", at(b"Message-Id: <20260427-page_mapped-v1-3", after=1),
      ["incomplete", "missing 3", "(mail 4)) ends in its headers: the mailbox was cut there"]),
     ("inside patch 3's headers, after its Subject", at(P3, after=1),
@@ -132,7 +134,7 @@ def test_a_cut_at_a_file_or_hunk_boundary_is_a_patch_git_takes_whole():
         if last.subject.startswith(P3.decode()[9:]) and "\ndiff --git" in last.body \
                 and mail.numstat(last.body)[1] == "":
             taken.append(what)
-    assert taken == [CUTS[8][0], CUTS[10][0]], taken
+    assert taken == [CUTS[9][0], CUTS[11][0]], taken
 
 
 def test_a_cover_letter_that_announces_a_file_no_patch_changes(tmp_path):

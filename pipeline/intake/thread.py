@@ -207,9 +207,15 @@ def _no_diff(mails: list[Mail], where: str, revision: int, missing: list[int] | 
 def _cut_last(mails: list[Mail]) -> str:
     """'; its last mail ... ends in its headers' when the mailbox was cut there, else ''."""
     last = mails[-1] if mails else None
-    if last is None or b"\n\n" in last.raw.replace(b"\r\n", b"\n"):
+    if last is None:
         return ""
-    return f"; its last mail ({last.name}) ends in its headers: the mailbox was cut there"
+    if b"\n\n" not in last.raw.replace(b"\r\n", b"\n"):
+        return f"; its last mail ({last.name}) ends in its headers: the mailbox was cut there"
+    if last.kind == "patch" and cut.DIFF_START.search(last.body):  # the mailbox cut inside its diff too?
+        why = cut.cut_mid_line(last.raw, last.body) or mails_.numstat(last.body)[1]
+        if why:
+            return f"; its last mail, patch {last.index}/{last.total} ({last.name}), was cut too: {why}"
+    return ""
 
 
 def _against_cover(cover: Mail | None, chosen: list[Mail], result: list[Patch], where: str) -> list[str]:
