@@ -245,3 +245,20 @@ def test_each_arch_and_config_of_a_base_has_its_own_directory_lock(tmp_path):
             assert held
         with locks.attempt(tmp_path, locks.dirs(base_builds("a" * 40, "1" * 20), "x86_64")) as held:
             assert not held
+
+
+def test_a_series_build_is_never_the_nearest_config_of_a_base(tmp_path):
+    """Only the base's own builds seed another config's: a directory that merely begins with the
+    base's name (no kseries name can: config.load_series refuses 'base-' names) is passed over."""
+    ctx = ctx_for(tmp_path)
+    repo, base = base_repo(tmp_path, {"util.c": "int x;\n"})
+    arch = config.resolve_arch("x86_64")
+    wt, _ = worktree.kept(ctx, repo, base_tree(base), base)
+    planted = build.lane_dirs(ctx, base_tree(base) + "-evil", arch)[1]
+    (planted / arch.kernel.image_path).parent.mkdir(parents=True)
+    (planted / arch.kernel.image_path).write_text("kernel")
+    (planted / ".config").write_text("CONFIG_A=y\n")
+    new_config = tmp_path / "new.config"
+    new_config.write_text("CONFIG_A=y\n")
+    assert not seed.nearest(ctx, wt, arch, build.lane_dirs(ctx, base_builds(base, CONFIG), arch)[1], base,
+                            new_config, "base-x86_64")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +248,13 @@ def load_series(name: str, root: Path | None = None) -> SeriesConfig:
                  "Pass one of them to --series, or write configs/series/<name>.yaml.")
     series = build(SeriesConfig, read_yaml(path), str(path))
     series = dataclasses.replace(series, path=path)
+    from pipeline.model.lane import Role
+
+    if series.name.startswith(Role.BASE.prefix) or not re.fullmatch(r"[\w.+-]+", series.name):
+        raise UserError(
+            f"{path}: the series name {series.name!r} is not one kseries can use: names beginning with "
+            f"'{Role.BASE.prefix}' are the base's kept directories, and a name is letters, digits, '.', '_', "
+            "'+' and '-'. Rename the series (its 'name' and its file).")
     if not series.patch_dir.is_dir():
         raise UserError(
             f"{path}: 'patches' points at {series.patch_dir}, which is not a directory. "

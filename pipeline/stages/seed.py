@@ -22,6 +22,7 @@ from the base is always newer than the copied objects.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -137,6 +138,8 @@ def nearest(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_comm
 
     want, found = parse_config(new_config.read_text()), []
     for out in sorted(ctx.cache.glob(f"build/{base_tree(base_commit)}*/{arch.name}/out")):
+        if not re.fullmatch(rf"{base_tree(base_commit)}(-[0-9a-f]+)?", out.parent.parent.name):
+            continue  # only the base's own (trusted) builds, never a series'
         try:
             if out != out_dir and (out / arch.kernel.image_path).exists():
                 found.append((differing(want, parse_config((out / ".config").read_text())), out))
