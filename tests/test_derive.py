@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from types import SimpleNamespace
@@ -166,7 +167,9 @@ def work_for(tmp_path: Path, arch: str = "x86_64"):
     ctx = SimpleNamespace(cache=tmp_path / "cache", progress=Progress(io.StringIO()),
                           log=lambda name: tmp_path / "logs" / name)
     (tmp_path / "cache").mkdir(exist_ok=True)
-    return SimpleNamespace(ctx=ctx, lane=lane, spec=config.adhoc_series("t", "t", "abc"))
+    # without the kselftest suite, whose fragment (configs/kconfig/kselftest.config) sets NET itself
+    spec = dataclasses.replace(config.adhoc_series("t", "t", "abc"), tests=("boot", "console", "nolibc"))
+    return SimpleNamespace(ctx=ctx, lane=lane, spec=spec)
 
 
 def test_derive_enables_the_gate_and_its_dependencies_in_rounds(tree, tmp_path, monkeypatch):
