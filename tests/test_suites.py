@@ -189,31 +189,45 @@ def test_a_test_whose_program_was_not_built_is_a_skip_saying_why():
                               "the test could not start it")
 
 
-def test_the_retry_boot_runs_only_for_failures_the_base_does_not_have(monkeypatch):
+def test_the_retry_boot_runs_only_for_failures_the_base_does_not_have(tmp_path, monkeypatch):
     """A base's failures are pre-existing for the series whatever their flakiness: the base's guest
-    is not run again; the series' runs again only for a test that did not fail on the base."""
+    is not run again; the series' runs again only for a test that did not fail on the base. The
+    base's console is read where its result says, or (a base lane taken from the lane cache, whose
+    run is gone) from this run's base lane directory."""
     from pathlib import Path
     from types import SimpleNamespace
 
     from pipeline.model.lane import Role
     from pipeline.stages import boot
 
-    consoles = {"base": {("kselftest", "mm:a"), ("kselftest", "mm:b")}, "series": {("kselftest", "mm:a")}}
+    consoles = {"base": {("kselftest", "mm:a"), ("kselftest", "mm:b")}, "series": {("kselftest", "mm:a")},
+                "clean base": set()}
     monkeypatch.setattr(suites, "failed", lambda work, console: consoles[console[0]])
-    monkeypatch.setattr(boot, "_console", lambda result: [result.artifacts["console"]])
     monkeypatch.setattr(boot, "_boot_lane", lambda work, name: f"booted again: {name}")
-    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    run_dir = tmp_path / "run"
+    (run_dir / "base-x86_64").mkdir(parents=True)
 
-    def work(role, base_console="base"):
-        first = SimpleNamespace(status=Status.PASS, artifacts={"console": role})
-        other = SimpleNamespace(status=Status.PASS, artifacts={"console": base_console})
+    def console(text, where):
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(text + "\n")
+        return str(where)
+
+    def work(role, base_console="base", gone=False):
+        mine = console(role, run_dir / role / "console.log")
+        theirs = console(base_console, tmp_path / ("gone" if gone else "other") / "console.log")
+        if gone:  # the lane cache's run directory is gone; this run's base lane holds the copy
+            (run_dir / "base-x86_64" / "console.log").write_text(base_console + "\n")
+            Path(theirs).unlink()
+        first = SimpleNamespace(status=Status.PASS, artifacts={"console": mine})
+        other = SimpleNamespace(status=Status.PASS, artifacts={"console": theirs})
         return SimpleNamespace(need=lambda stage: first, other=lambda stage, r: other if r is Role.BASE else None,
-                               lane=SimpleNamespace(is_base=role == "base", name=role),
+                               lane=SimpleNamespace(is_base=role == "base", name=role, run_dir=run_dir,
+                                                    arch=SimpleNamespace(name="x86_64")),
                                ctx=SimpleNamespace(progress=SimpleNamespace(say=lambda *a: None)))
 
     base = boot.retry(work("base"))
     assert base.status == Status.SKIP and "pre-existing" in base.message
     series = boot.retry(work("series"))
     assert series.status == Status.SKIP and "fail on the base too" in series.message
-    consoles["clean base"] = set()
+    assert boot.retry(work("series", "base", gone=True)).status == Status.SKIP
     assert boot.retry(work("series", "clean base")) == "booted again: console-retry"

@@ -215,8 +215,9 @@ def retry(work: Work) -> Outcome:
         return Outcome(Status.SKIP, f"{len(failed)} test(s) failed on the base: for the series that makes them "
                        "pre-existing, flaky or not, so the base's guest is not run again")
     base = work.other("boot", Role.BASE)  # the guest thread boots an arch's base lane before its series'
-    if base is not None and base.status in (Status.PASS, Status.FAIL) and Path(base.artifacts.get("console", "/-")).is_file():
-        new = failed - suites.failed(work, _console(base))
+    console = _kept(work, base.artifacts.get("console", "")) if base is not None else None
+    if console is not None and base.status in (Status.PASS, Status.FAIL):
+        new = failed - suites.failed(work, console.read_text(errors="replace").splitlines())
         if not new:
             return Outcome(Status.SKIP, f"the {len(failed)} failed test(s) fail on the base too (pre-existing): "
                            "running the guest again cannot change the answer")
@@ -224,6 +225,15 @@ def retry(work: Work) -> Outcome:
     work.ctx.progress.say("boot", work.lane.name, f"{len(failed)} test(s) failed: running the guest once more "
                           "to tell flaky tests from real failures")
     return _boot_lane(work, "console-retry")
+
+
+def _kept(work: Work, path: str) -> Path | None:
+    """The base lane's console: where its result says, or (a base lane taken from the lane cache,
+    whose run directory may be gone) the copy in this run's base lane directory."""
+    for candidate in (Path(path), work.lane.run_dir / Role.BASE.tag(work.lane.arch.name) / Path(path).name):
+        if path and candidate.is_file():
+            return candidate
+    return None
 
 
 def _console(boot) -> list[str]:
