@@ -66,7 +66,7 @@ def test_what_a_run_holds_and_what_the_run_spares_are_never_removed(cache, monke
     fill(c / "build" / "base-aaaaaaaaaaaa-0123456789" / "arm64" / "out" / "vmlinux", 1)  # a config's build
     used(c, "base-aaaaaaaaaaaa-0123456789", 5000)
     with locks.hold(c, locks.dirs("older", "arm64")):  # a run is building it, on one arch
-        gone = prune.prune(cache, "recent", "base-aaaaaaaaaaaa")
+        gone = prune.prune(cache, "recent", "base-aaaaaaaaaaaa", "base-aaaaaaaaaaaa-0123456789")
     assert gone == ["oldest"] and names(c) == {"older", "base-aaaaaaaaaaaa", "base-aaaaaaaaaaaa-0123456789", "recent"}
 
 
@@ -118,3 +118,17 @@ def test_a_base_whose_spare_a_live_process_is_making_is_left_alone(cache, monkey
     monkeypatch.setenv("KSERIES_CACHE_MAX", "1M")
     assert "oldest" not in prune.prune(cache, "recent")
     assert (c / "build" / "oldest").exists() and (c / "trees" / ".spare" / f"oldest.making-{os.getpid()}").exists()
+
+
+def test_the_least_recently_used_config_of_a_base_goes_and_the_one_in_use_stays(cache, monkeypatch):
+    """Each config's base build directory is its own name: the least recently used goes first, never
+    one a run holds (its arch's directory lock), even when it is older."""
+    c = cache.cache
+    for config, age in (("1111111111", 9000), ("2222222222", 8000), ("3333333333", 5)):
+        fill(c / "build" / f"base-aaaaaaaaaaaa-{config}" / "x86_64" / "out" / "vmlinux", 2)
+        used(c, f"base-aaaaaaaaaaaa-{config}", age)
+    monkeypatch.setenv("KSERIES_CACHE_MAX", "16M")  # 18 MiB held: 2 MiB must go
+    with locks.hold(c, locks.dirs("base-aaaaaaaaaaaa-1111111111", "x86_64")):
+        gone = prune.prune(cache, "recent")
+    assert gone == ["base-aaaaaaaaaaaa-2222222222"]
+    assert (c / "build" / "base-aaaaaaaaaaaa-1111111111").exists() and (c / "build" / "base-aaaaaaaaaaaa-3333333333").exists()

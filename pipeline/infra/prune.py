@@ -126,7 +126,7 @@ def prune(ctx: Context, *spare: str) -> list[str]:
     for name in sorted(names, key=lambda n: last_used(ctx.cache, n, names[n])):
         if excess <= 0:
             break
-        if any(name == s or name.startswith(s + "-") for s in spare):  # a base's, with its configs'
+        if name in spare:
             continue
         with contextlib.ExitStack() as held:
             if not all(held.enter_context(locks.attempt(ctx.cache, lock, "cache prune")) for lock in in_use(ctx.cache, name)):

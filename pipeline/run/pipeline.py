@@ -216,6 +216,8 @@ class Run:
             background.drop()
             raise
         bases = [base_tree(s.artifacts["commit"]) for s in self.record.stages if "commit" in s.artifacts][:1]
+        bases += [Path(s.artifacts["out_dir"]).parent.parent.name for s in self.record.stages  # its configs'
+                  if s.stage == "build" and s.role is Role.BASE and "out_dir" in s.artifacts]
         if prune.due(self.ctx.cache):
             background.later("cache prune", prune.prune, None, self.dirs, *bases)
         background.drop() if self.record.interrupted else background.hand_off(self.ctx)
