@@ -45,8 +45,9 @@ def test_the_base_s_build_serves_a_series_with_the_same_inputs_only(tmp_path, mo
     ctx = ctx_for(tmp_path)
     built = []
 
-    def fake_build(work, image, kb, s):
+    def fake_build(work, image, kb, s, where):
         built.append(work.lane.role)
+        assert where == ("base-" + "0" * 12 if work.lane.role is Role.BASE else "s")  # a base's suites: per base
         rootfs = tmp_path / f"out-{len(built)}" / "rootfs"
         (rootfs / "bin").mkdir(parents=True)
         (rootfs / "bin" / "nolibc-test").write_text(f"build {len(built)}")
@@ -55,12 +56,14 @@ def test_the_base_s_build_serves_a_series_with_the_same_inputs_only(tmp_path, mo
     monkeypatch.setattr(userspace, "_build", fake_build)
 
     def work(role):
-        return SimpleNamespace(ctx=ctx, arch=arch, src=src, lane=Lane(arch, role, tmp_path / "run"))
+        return SimpleNamespace(ctx=ctx, arch=arch, src=src, lane=Lane(arch, role, tmp_path / "run"), builds="s",
+                               need=lambda stage: SimpleNamespace(artifacts={"commit": "0" * 40}))
 
     case, base_rootfs = userspace.build(work(Role.BASE), "img", kbuild, suite)
     case, rootfs = userspace.build(work(Role.SERIES), "img", kbuild, suite)  # kernel code changes: same key
     assert built == [Role.BASE] and "reused the base's build" in case.message
     assert (rootfs / "bin" / "nolibc-test").read_text() == "build 1"
+    assert base_rootfs == rootfs == userspace.shared(ctx, case.message.split("build ")[1].split(":")[0])  # the kept copy
 
     (src / "mm" / "rmap.c").write_text("changed kernel code\n")
     git(src, "commit", "-qam", "kernel code only")

@@ -18,8 +18,10 @@ import shutil
 import time
 from pathlib import Path
 
+from pipeline.infra import locks
 from pipeline.infra.containers import Container, Mount
 from pipeline.model import config, testpolicy
+from pipeline.model.lane import base_tree
 from pipeline.model.results import Case, Status
 from pipeline.stages import initramfs as cpio
 from pipeline.stages import compiler_cache, elf, suites
@@ -106,15 +108,24 @@ def build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[Ca
         return Case("userspace", f"build {suite.name}", Status.PASS, 0.0,
                     f"reused the base's build {key}: same selftests tree, UAPI headers, BTF, config and "
                     "toolchain"), shared(ctx, key)
-    case, rootfs = _build(work, image, kbuild, suite)
-    if rootfs is not None and lane.is_base:
-        keep_shared(ctx, key, rootfs)
+    if not lane.is_base:
+        return _build(work, image, kbuild, suite, work.builds)
+    # a base lane builds its suites in the base's own directory on the arch, whatever its config (an
+    # incremental make when only the config changed; a cold kselftest build is minutes), one lane at
+    # a time, and the lane takes the copy kept by content, which no other config's build rewrites
+    where = base_tree(work.need("source").artifacts["commit"])
+    say = lambda text: ctx.progress.say("userspace", lane.name, text)  # noqa: E731
+    with locks.hold(ctx.cache, locks.dirs(where + "+suites", arch.name), say, ctx.run_dir.name):
+        case, rootfs = _build(work, image, kbuild, suite, where)
+        if rootfs is not None:
+            keep_shared(ctx, key, rootfs)
+            rootfs = shared(ctx, key)
     return case, rootfs
 
 
-def _build(work: Work, image: str, kbuild: Path, suite: config.Suite) -> tuple[Case, Path | None]:
+def _build(work: Work, image: str, kbuild: Path, suite: config.Suite, where: str) -> tuple[Case, Path | None]:
     ctx, arch, lane = work.ctx, work.arch, work.lane
-    out = out_dir(ctx, work.builds, arch, suite)
+    out = out_dir(ctx, where, arch, suite)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "rootfs", ignore_errors=True)  # the script makes it afresh
     env = {**{k: str(v) for k, v in arch.kernel.make_vars.items()},
