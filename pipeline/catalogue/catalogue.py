@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.catalogue import kselftest, kunit, maintainers
 
-VERSION = 4
+VERSION = 4  # bump when what is read changes: older catalogues are read again
 
 
 @dataclass(frozen=True)

@@ -153,11 +153,14 @@ def choose(catalogue: Catalogue, tree, changes: list[Change], suites: dict[str, 
         found: list[Choice] = []
         words = None
 
-        def whole(target: kselftest.Target, why: str) -> None:
+        def ranked_in(target: kselftest.Target) -> list[tuple[str, float]]:
             nonlocal words
             if words is None:
                 words = keywords(change, tree.read(path))
-            order = rank(tree, target, list(target.tests), words)
+            return rank(tree, target, list(target.tests), words)
+
+        def whole(target: kselftest.Target, why: str, order: list | None = None) -> None:
+            order = order if order is not None else ranked_in(target)
             picked = [t for t, s in order if s > 0 and not denied(t, deny)][:ranked]
             for test in picked:
                 score = dict(order)[test]
@@ -232,16 +235,15 @@ def choose(catalogue: Catalogue, tree, changes: list[Change], suites: dict[str, 
         top = path.split("/", 1)[0]
         if top in targets and not path.startswith("tools/"):
             named = [c.test for c in found if c.kind == "kselftest"]
+            order = ranked_in(targets[top]) if named else None
             if named:
-                if words is None:
-                    words = keywords(change, tree.read(path))
-                scores = dict(rank(tree, targets[top], list(targets[top].tests), words))
+                scores = dict(order)
                 best = max((s for t, s in scores.items() if not denied(t, deny)), default=0.0)
                 mine = max(scores.get(t, 0.0) for t in named)
             if not named or mine < RELEVANT * best:
                 why = f"{path} is under {top}/, and {TEST_DIR}{top} is the kselftest target of that name"
                 whole(targets[top], why + (f" (the change mentions more of it than of {', '.join(named)}: "
-                                           f"score {mine} against {best})" if named else ""))
+                                           f"score {mine} against {best})" if named else ""), order)
         # 5. YAML suites
         for name, globs in suites.items():
             hit = next((g for g in globs if fnmatch(path, g)), None)

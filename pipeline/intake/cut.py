@@ -107,15 +107,14 @@ def cut_mid_line(raw: bytes, body: str) -> str:
     return ""
 
 
-def cover_short_of(cover_body: str, stats: list[FileStat]) -> tuple[list[str], Diffstat | None]:
+def cover_short_of(cover_body: str, stats: list[FileStat]) -> tuple[list[str], str, Diffstat | None]:
     """What the patches lack of the cover letter's diffstat: the files it names that no patch
-    changes, and lines: the series' diff (base..tip) never inserts or deletes more lines than its
-    patches do together, so patches holding fewer than it announces lost some."""
+    changes, and ('' or what they hold) lines: the series' diff (base..tip) never inserts or
+    deletes more lines than its patches do together, so patches holding fewer lost some."""
     announced = diffstat(cover_body)
     if announced is None:
-        return [], None
-    lost = gone(announced, [f.path for f in stats])
+        return [], "", None
     ins, dels = sum(f.insertions for f in stats), sum(f.deletions for f in stats)
-    if ins < announced.insertions or dels < announced.deletions:
-        lost.append(f"lines: the patches insert {ins} and delete {dels} together")
-    return lost, announced
+    lines = (f"the patches insert {ins} and delete {dels} together"
+             if ins < announced.insertions or dels < announced.deletions else "")
+    return gone(announced, [f.path for f in stats]), lines, announced

@@ -223,13 +223,12 @@ def _against_cover(cover: Mail | None, chosen: list[Mail], result: list[Patch], 
     a patch cannot vouch for itself (it has no diffstat of its own), else a note."""
     if cover is None:
         return []
-    gone, announced = cut.cover_short_of(cover.body, [f for p in result for f in p.files])
-    if not gone:
+    gone, lines, announced = cut.cover_short_of(cover.body, [f for p in result for f in p.files])
+    if not gone and not lines:
         return []
     bare = [k for k, m in enumerate(chosen, 1) if cut.own_diffstat(m.body) is None]
-    files = [g for g in gone if not g.startswith("lines: ")]
     said = f"the cover letter '{cover.subject}' announces {announced.phrase()}, but " + "; ".join(
-        ([f"no patch changes {', '.join(files)}"] if files else []) + [g[7:] for g in gone if g.startswith("lines: ")])
+        ([f"no patch changes {', '.join(gone)}"] if gone else []) + ([lines] if lines else []))
     if bare:
         raise UserError(
             f"The series in {where} is short of its cover letter: {said}. Patch(es) "

@@ -232,25 +232,25 @@ class Run:
         run. None free: wait for the series' own."""
         name, say = self.spec.name, lambda text: self.ctx.progress.say("run", "", text)
         mine = hashlib.sha256(b"".join(Path(p.path).read_bytes() for p in self.patches)).hexdigest()[:16]
+        marks = lambda dirs: self.ctx.cache / "locks" / f"series-{dirs}.patches"  # noqa: E731 - the holder's patches
+        wait = name
         for slot in range(1, SLOTS + 1):
             dirs = name if slot == 1 else f"{name}~{slot}"
-            marks = self.ctx.cache / "locks" / f"series-{dirs}.patches"
             with locks.attempt(self.ctx.cache, f"series-{dirs}", self.record.run_id) as held:
                 if held:
-                    marks.write_text(mine)
+                    marks(dirs).write_text(mine)
                     if slot > 1:
                         say(f"another run of other patches of {name} holds its directories: this one "
                             f"builds in {dirs}'s")
                         self.record.provenance["series directories"] = f"{dirs} ({name}'s were in use)"
                     yield dirs
                     return
-            if marks.is_file() and marks.read_text() == mine:
-                break  # the same patches: wait for that run and reuse what it did
-        dirs = dirs if marks.is_file() and marks.read_text() == mine else name
-        with locks.hold(self.ctx.cache, f"series-{dirs}", say, self.record.run_id):
-            marks = self.ctx.cache / "locks" / f"series-{dirs}.patches"
-            marks.write_text(mine)
-            yield dirs
+            if marks(dirs).is_file() and marks(dirs).read_text() == mine:
+                wait = dirs  # the same patches: wait for that run and reuse what it did
+                break
+        with locks.hold(self.ctx.cache, f"series-{wait}", say, self.record.run_id):
+            marks(wait).write_text(mine)
+            yield wait
 
     def _run(self, dirs: str) -> int:
         self.dirs = dirs

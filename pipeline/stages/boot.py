@@ -208,7 +208,7 @@ def retry(work: Work) -> Outcome:
     first = work.need("boot")
     if first.status != Status.PASS:
         return Outcome(Status.SKIP, "the first boot did not reach init")
-    failed = suites.failed(work, _console(first))
+    failed = suites.failed(work, _lines(Path(first.artifacts["console"])))
     if not failed:
         return Outcome(Status.SKIP, "no suite test failed on the first run")
     if work.lane.is_base:
@@ -217,7 +217,7 @@ def retry(work: Work) -> Outcome:
     base = work.other("boot", Role.BASE)  # the guest thread boots an arch's base lane before its series'
     console = _kept(work, base.artifacts.get("console", "")) if base is not None else None
     if console is not None and base.status in (Status.PASS, Status.FAIL):
-        new = failed - suites.failed(work, console.read_text(errors="replace").splitlines())
+        new = failed - suites.failed(work, _lines(console))
         if not new:
             return Outcome(Status.SKIP, f"the {len(failed)} failed test(s) fail on the base too (pre-existing): "
                            "running the guest again cannot change the answer")
@@ -236,8 +236,8 @@ def _kept(work: Work, path: str) -> Path | None:
     return None
 
 
-def _console(boot) -> list[str]:
-    return Path(boot.artifacts["console"]).read_text(errors="replace").splitlines()
+def _lines(console: Path) -> list[str]:
+    return console.read_text(errors="replace").splitlines()
 
 
 def key(work: Work) -> str:

@@ -145,18 +145,19 @@ def nearest(ctx: Context, src: Path, arch: config.Arch, out_dir: Path, base_comm
                 found.append((differing(want, parse_config((out / ".config").read_text())), out))
         except OSError:  # pruned meanwhile
             continue
+    if not found:
+        return False
+    options, source = min(found, key=lambda f: f[0])
     say = lambda text: ctx.progress.say("build", lane, text)  # noqa: E731
-    for options, source in sorted(found, key=lambda f: f[0])[:1]:
-        start = time.monotonic()
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        if not copy(ctx, source, out_dir, locks.dirs(source.parent.parent.name, arch.name), arch, say):
-            return False
-        changed = touch_changed(ctx, src, base_commit)
-        say(f"O= seeded from the base's build of the nearest config ({source.parent.parent.name}: "
-            f"{options} option(s) differ) in {time.monotonic() - start:.0f} s: make rebuilds what they "
-            f"and the {len(changed)} changed file(s) reach")
-        return True
-    return False
+    start = time.monotonic()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not copy(ctx, source, out_dir, locks.dirs(source.parent.parent.name, arch.name), arch, say):
+        return False
+    changed = touch_changed(ctx, src, base_commit)
+    say(f"O= seeded from the base's build of the nearest config ({source.parent.parent.name}: "
+        f"{options} option(s) differ) in {time.monotonic() - start:.0f} s: make rebuilds what they "
+        f"and the {len(changed)} changed file(s) reach")
+    return True
 
 
 def make_spare(ctx: Context, base_out: Path, spare: Path, base_dirs: str, arch: config.Arch) -> None:
